@@ -1,0 +1,80 @@
+// What every binding does before calling a kernel: check the arrays and the parameters, and
+// raise a Python exception that names the argument, the expected and the actual value.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fastnn::bindings {
+
+namespace py = pybind11;
+using Shape = std::vector<int64_t>;
+
+inline std::string shape_str(const Shape& shape) {
+  std::ostringstream out;
+  out << "(";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << (shape.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+template <class... Parts>
+[[noreturn]] void value_error(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  throw py::value_error(out.str());
+}
+
+template <class... Parts>
+[[noreturn]] void type_error(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  throw py::type_error(out.str());
+}
+
+inline Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+// Checks that `a` is a C-contiguous, aligned array of dtype T with a rank in `ranks`
+// (`layout` describes the expected dims, e.g. "(N, C, H, W)"), and returns its shape.
+template <class T>
+Shape check_array(const py::array& a, const char* op, const char* name, std::initializer_list<int> ranks,
+                  const char* layout) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    type_error(op, ": ", name, " must be ", py::str(py::dtype::of<T>()).cast<std::string>(), ", got ",
+               py::str(a.dtype()).cast<std::string>());
+  bool rank_ok = false;
+  for (int r : ranks) rank_ok |= a.ndim() == r;
+  if (!rank_ok) value_error(op, ": ", name, " must have shape ", layout, ", got shape ", shape_str(shape_of(a)));
+  const int required = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if ((py::detail::array_proxy(a.ptr())->flags & required) != required)
+    value_error(op, ": ", name, " must be C-contiguous and aligned (use fastnn.ops, which copies when needed)");
+  return shape_of(a);
+}
+
+inline Shape check_float(const py::array& a, const char* op, const char* name, std::initializer_list<int> ranks,
+                         const char* layout) {
+  return check_array<float>(a, op, name, ranks, layout);
+}
+
+inline const float* data_of(const py::array& a) { return static_cast<const float*>(a.data()); }
+
+inline py::array_t<float> new_array(const Shape& shape) { return py::array_t<float>(shape); }
+
+inline float* data_of(py::array_t<float>& a) { return a.mutable_data(); }
+
+inline void require(bool ok, const char* op, const std::string& message) {
+  if (!ok) throw py::value_error(std::string(op) + ": " + message);
+}
+
+inline int64_t product(const Shape& shape, size_t begin = 0, size_t end = size_t(-1)) {
+  int64_t n = 1;
+  for (size_t i = begin; i < shape.size() && i < end; ++i) n *= shape[i];
+  return n;
+}
+
+}  // namespace fastnn::bindings

@@ -1,0 +1,119 @@
+#include "fastnn/gemm.h"
+
+#include "bindings/common.h"
+
+namespace fastnn::bindings {
+namespace {
+
+struct MatmulShape {
+  int64_t batch, M, N, K, b_batch_stride;
+  Shape out;
+};
+
+MatmulShape matmul_shape(const py::array& a, const py::array& b, const char* op) {
+  Shape sa = check_float(a, op, "a", {2, 3}, "(M, K) or (batch, M, K)");
+  Shape sb = check_float(b, op, "b", {2, 3}, "(K, N) or (batch, K, N)");
+  if (sa.size() == 2 && sb.size() == 3)
+    value_error(op, ": b is batched ", shape_str(sb), " but a is not ", shape_str(sa));
+  MatmulShape s;
+  s.batch = sa.size() == 3 ? sa[0] : 1;
+  s.M = sa[sa.size() - 2];
+  s.K = sa.back();
+  s.N = sb.back();
+  const int64_t b_rows = sb[sb.size() - 2];
+  if (b_rows != s.K)
+    value_error(op, ": a has K=", s.K, " columns but b has ", b_rows, " rows (a ", shape_str(sa), ", b ",
+                shape_str(sb), ")");
+  if (sb.size() == 3 && sb[0] != s.batch)
+    value_error(op, ": b has batch ", sb[0], " but a has batch ", s.batch);
+  s.b_batch_stride = sb.size() == 3 ? s.K * s.N : 0;
+  s.out = sa.size() == 3 ? Shape{s.batch, s.M, s.N} : Shape{s.M, s.N};
+  return s;
+}
+
+py::array matmul(const py::array& a, const py::array& b) {
+  MatmulShape s = matmul_shape(a, b, "matmul");
+  auto c = new_array(s.out);
+  float* out = data_of(c);
+  py::gil_scoped_release release;
+  cpu::matmul(s.batch, s.M, s.N, s.K, data_of(a), data_of(b), s.b_batch_stride, out);
+  return c;
+}
+
+py::tuple matmul_backward(const py::array& grad_c, const py::array& a, const py::array& b) {
+  MatmulShape s = matmul_shape(a, b, "matmul_backward");
+  Shape sg = check_float(grad_c, "matmul_backward", "grad_output", {2, 3}, shape_str(s.out).c_str());
+  if (sg != s.out)
+    value_error("matmul_backward: grad_output must have shape ", shape_str(s.out), ", got ", shape_str(sg));
+  auto grad_a = new_array(shape_of(a));
+  auto grad_b = new_array(shape_of(b));
+  float *ga = data_of(grad_a), *gb = data_of(grad_b);
+  {
+    py::gil_scoped_release release;
+    cpu::matmul_backward(s.batch, s.M, s.N, s.K, data_of(grad_c), data_of(a), data_of(b), s.b_batch_stride, ga, gb);
+  }
+  return py::make_tuple(grad_a, grad_b);
+}
+
+struct LinearShape {
+  int64_t M, in, out;
+};
+
+LinearShape linear_shape(const py::array& x, const py::array& w, const char* op) {
+  Shape sx = check_float(x, op, "input", {2}, "(M, in_features)");
+  Shape sw = check_float(w, op, "weight", {2}, "(out_features, in_features)");
+  if (sw[1] != sx[1])
+    value_error(op, ": weight has in_features=", sw[1], " but input has ", sx[1], " features (input ",
+                shape_str(sx), ", weight ", shape_str(sw), ")");
+  return {sx[0], sx[1], sw[0]};
+}
+
+py::array linear(const py::array& x, const py::array& w, const py::object& bias) {
+  LinearShape s = linear_shape(x, w, "linear");
+  const float* bias_data = nullptr;
+  if (!bias.is_none()) {
+    py::array b = bias.cast<py::array>();
+    Shape sb = check_float(b, "linear", "bias", {1}, "(out_features,)");
+    if (sb[0] != s.out) value_error("linear: bias must have shape (", s.out, ",), got ", shape_str(sb));
+    bias_data = data_of(b);
+  }
+  auto y = new_array({s.M, s.out});
+  float* out = data_of(y);
+  py::gil_scoped_release release;
+  cpu::linear(s.M, s.in, s.out, data_of(x), data_of(w), bias_data, out);
+  return y;
+}
+
+py::tuple linear_backward(const py::array& grad_y, const py::array& x, const py::array& w, bool has_bias) {
+  LinearShape s = linear_shape(x, w, "linear_backward");
+  Shape sg = check_float(grad_y, "linear_backward", "grad_output", {2}, "(M, out_features)");
+  if (sg != Shape{s.M, s.out})
+    value_error("linear_backward: grad_output must have shape ", shape_str({s.M, s.out}), ", got ", shape_str(sg));
+  auto grad_x = new_array({s.M, s.in});
+  auto grad_w = new_array({s.out, s.in});
+  py::object grad_bias = py::none();
+  float* gb = nullptr;
+  if (has_bias) {
+    auto b = new_array({s.out});
+    gb = data_of(b);
+    grad_bias = b;
+  }
+  float *gx = data_of(grad_x), *gw = data_of(grad_w);
+  {
+    py::gil_scoped_release release;
+    cpu::linear_backward(s.M, s.in, s.out, data_of(grad_y), data_of(x), data_of(w), gx, gw, gb);
+  }
+  return py::make_tuple(grad_x, grad_w, grad_bias);
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
+  m.def("matmul_backward", &matmul_backward, py::arg("grad_output"), py::arg("a"), py::arg("b"));
+  m.def("linear", &linear, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
+  m.def("linear_backward", &linear_backward, py::arg("grad_output"), py::arg("input"), py::arg("weight"),
+        py::arg("has_bias"));
+}
+
+}  // namespace fastnn::bindings

@@ -1,0 +1,64 @@
+// fastnn._C: the pybind11 module. Each op family registers its functions from its own file.
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "bindings/common.h"
+#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
+#include "cuda_runtime_info.h"
+
+namespace fastnn::bindings {
+void bind_gemm(py::module_& m);
+void bind_conv2d(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_activation(py::module_& m);
+void bind_softmax(py::module_& m);
+}  // namespace fastnn::bindings
+
+namespace {
+
+namespace py = pybind11;
+
+py::dict build_info() {
+  py::dict info;
+  info["version"] = FASTNN_VERSION;
+#ifdef FASTNN_WITH_CUDA
+  info["cuda"] = true;
+  info["cuda_archs"] = py::str(FASTNN_CUDA_ARCHS);
+  std::string error;
+  info["cuda_devices"] = fastnn::cuda::device_count(&error);
+  info["cuda_error"] = error.empty() ? py::object(py::none()) : py::object(py::str(error));
+#else
+  info["cuda"] = false;
+  info["cuda_archs"] = py::str("");
+  info["cuda_devices"] = 0;
+  info["cuda_error"] = py::str("built without CUDA");
+#endif
+  info["isa"] = fastnn::cpu::isa().name;
+  info["isas_available"] = fastnn::cpu::isas_available();
+#ifdef _OPENMP
+  info["openmp"] = true;
+#else
+  info["openmp"] = false;
+#endif
+  info["num_threads"] = fastnn::cpu::num_threads();
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastnn compiled kernels (private: use fastnn.ops)";
+  fastnn::cpu::isa();  // a bad FASTNN_ISA fails the import with its message
+  m.attr("__version__") = FASTNN_VERSION;
+  m.def("build_info", &build_info);
+  m.def("get_num_threads", &fastnn::cpu::num_threads);
+  m.def("set_num_threads", &fastnn::cpu::set_num_threads, py::arg("n"));
+  m.def("_set_isa", &fastnn::cpu::set_isa, py::arg("name"));
+  fastnn::bindings::bind_gemm(m);
+  fastnn::bindings::bind_conv2d(m);
+  fastnn::bindings::bind_pool(m);
+  fastnn::bindings::bind_activation(m);
+  fastnn::bindings::bind_softmax(m);
+}

@@ -1,0 +1,7 @@
+#include "bindings/common.h"
+
+namespace fastnn::bindings {
+
+void bind_pool(py::module_&) {}
+
+}  // namespace fastnn::bindings

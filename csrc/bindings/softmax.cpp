@@ -1,0 +1,7 @@
+#include "bindings/common.h"
+
+namespace fastnn::bindings {
+
+void bind_softmax(py::module_&) {}
+
+}  // namespace fastnn::bindings

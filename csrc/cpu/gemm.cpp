@@ -1,0 +1,177 @@
+// BLIS-style GEMM: B is packed into KC x NR micro-panels, A into MR x KC micro-panels, and the
+// ISA's register micro-kernel multiplies one pair at a time. Threads split the (NR panel,
+// MR panel) tiles of each block, so both tall and wide products use every core.
+#include "fastnn/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
+
+namespace fastnn::cpu {
+namespace {
+
+// A KC=256 x NR=32 micro-panel of B is 32 KB and stays in L1 while the MR x KC panels of an
+// MC=288-row block of A (288 KB) stream from L2; an NC=3072 block of B (3 MB) lives in L3.
+constexpr int64_t kKC = 256;
+constexpr int64_t kMCRows = 288;
+constexpr int64_t kNCCols = 3072;
+// Below ~2^21 flops (e.g. 128^3) a parallel region costs more than it saves.
+constexpr int64_t kParallelFlops = int64_t(1) << 21;
+
+struct AlignedBuffer {
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data;
+  int64_t capacity = 0;
+
+  float* get(int64_t count) {
+    if (count > capacity) {
+      size_t bytes = ((size_t(count) * sizeof(float) + 63) / 64) * 64;
+      data.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      capacity = count;
+    }
+    return data.get();
+  }
+};
+
+int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+void pack_a_panel(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, int64_t mr,
+                  float* dst) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = a[i * row_stride + k * col_stride];
+  for (int64_t i = rows; i < mr; ++i)
+    for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.0f;
+}
+
+void pack_b_panel(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, int64_t nr,
+                  float* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = b + k * row_stride;
+    float* out = dst + k * nr;
+    if (col_stride == 1) {
+      std::memcpy(out, src, cols * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < cols; ++j) out[j] = src[j * col_stride];
+    }
+    for (int64_t j = cols; j < nr; ++j) out[j] = 0.0f;
+  }
+}
+
+void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
+          int64_t a_col_stride, const float* b, int64_t b_row_stride, int64_t b_col_stride, float beta,
+          float* c, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, c, ldc);
+    return;
+  }
+  const GemmKernels& kernels = *isa().gemm;
+  const int64_t mr = kernels.mr, nr = kernels.nr;
+  const int64_t mc_max = round_up(std::min(kMCRows, M), mr);
+  const int64_t nc_max = round_up(std::min(kNCCols, N), nr);
+  const int64_t kc_max = std::min(kKC, K);
+  thread_local AlignedBuffer a_buffer, b_buffer;
+  float* a_packed = a_buffer.get(mc_max * kc_max);
+  float* b_packed = b_buffer.get(nc_max * kc_max);
+
+  const bool parallel = !in_parallel_region() && M * N * K >= kParallelFlops;
+  const int threads = parallel ? num_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  for (int64_t jc = 0; jc < N; jc += kNCCols) {
+    const int64_t nc = std::min(kNCCols, N - jc);
+    const int64_t n_panels = (nc + nr - 1) / nr;
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const float block_beta = pc == 0 ? beta : 1.0f;
+#pragma omp for schedule(static)
+      for (int64_t jp = 0; jp < n_panels; ++jp) {
+        const int64_t j0 = jc + jp * nr;
+        pack_b_panel(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
+                     std::min(nr, N - j0), kc, nr, b_packed + jp * nr * kc);
+      }
+      for (int64_t ic = 0; ic < M; ic += kMCRows) {
+        const int64_t mc = std::min(kMCRows, M - ic);
+        const int64_t m_panels = (mc + mr - 1) / mr;
+#pragma omp for schedule(static)
+        for (int64_t ip = 0; ip < m_panels; ++ip) {
+          const int64_t i0 = ic + ip * mr;
+          pack_a_panel(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
+                       std::min(mr, M - i0), kc, mr, a_packed + ip * mr * kc);
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t jp = 0; jp < n_panels; ++jp)
+          for (int64_t ip = 0; ip < m_panels; ++ip) {
+            const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
+            kernels.micro(kc, a_packed + ip * mr * kc, b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
+                          std::min(mr, M - i0), std::min(nr, N - j0), alpha, block_beta);
+          }
+      }
+    }
+  }
+}
+
+void matmul(int64_t batch, int64_t M, int64_t N, int64_t K, const float* a, const float* b,
+            int64_t b_batch_stride, float* c) {
+  if (b_batch_stride == 0) {  // one shared B: the batch is just more rows of A
+    gemm(batch * M, N, K, 1.0f, a, K, 1, b, N, 1, 0.0f, c, N);
+    return;
+  }
+  // Small products run one per thread; big ones parallelize inside gemm.
+  const int64_t per_thread = std::max<int64_t>(1, kParallelFlops / std::max<int64_t>(1, M * N * K));
+  parallel_for(batch, per_thread, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      gemm(M, N, K, 1.0f, a + i * M * K, K, 1, b + i * b_batch_stride, N, 1, 0.0f, c + i * M * N, N);
+  });
+}
+
+void matmul_backward(int64_t batch, int64_t M, int64_t N, int64_t K, const float* grad_c, const float* a,
+                     const float* b, int64_t b_batch_stride, float* grad_a, float* grad_b) {
+  if (b_batch_stride == 0) {
+    if (grad_a) gemm(batch * M, K, N, 1.0f, grad_c, N, 1, b, 1, N, 0.0f, grad_a, K);
+    if (grad_b) gemm(K, N, batch * M, 1.0f, a, 1, K, grad_c, N, 1, 0.0f, grad_b, N);
+    return;
+  }
+  const int64_t per_thread = std::max<int64_t>(1, kParallelFlops / std::max<int64_t>(1, M * N * K));
+  parallel_for(batch, per_thread, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* gc = grad_c + i * M * N;
+      if (grad_a) gemm(M, K, N, 1.0f, gc, N, 1, b + i * b_batch_stride, 1, N, 0.0f, grad_a + i * M * K, K);
+      if (grad_b) gemm(K, N, M, 1.0f, a + i * M * K, 1, K, gc, N, 1, 0.0f, grad_b + i * K * N, N);
+    }
+  });
+}
+
+void linear(int64_t M, int64_t in, int64_t out, const float* x, const float* w, const float* bias, float* y) {
+  if (bias) {
+    for (int64_t i = 0; i < M; ++i) std::memcpy(y + i * out, bias, out * sizeof(float));
+  }
+  gemm(M, out, in, 1.0f, x, in, 1, w, 1, in, bias ? 1.0f : 0.0f, y, out);
+}
+
+void linear_backward(int64_t M, int64_t in, int64_t out, const float* grad_y, const float* x, const float* w,
+                     float* grad_x, float* grad_w, float* grad_bias) {
+  if (grad_x) gemm(M, in, out, 1.0f, grad_y, out, 1, w, in, 1, 0.0f, grad_x, in);
+  if (grad_w) gemm(out, in, M, 1.0f, grad_y, 1, out, x, in, 1, 0.0f, grad_w, in);
+  if (grad_bias) {
+    parallel_for(out, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) grad_bias[o] = 0.0f;
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t o = begin; o < end; ++o) grad_bias[o] += grad_y[i * out + o];
+    });
+  }
+}
+
+}  // namespace fastnn::cpu

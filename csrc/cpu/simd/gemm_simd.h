@@ -1,0 +1,15 @@
+// The GEMM register micro-kernel, compiled once per ISA (see CMakeLists.txt).
+#pragma once
+#include <cstdint>
+
+namespace fastnn::cpu {
+
+struct GemmKernels {
+  int64_t mr, nr;  // register tile: MR rows of A by NR columns of B
+  // C[0:rows, 0:cols] = alpha * sum_k a_panel[k*mr + i] * b_panel[k*nr + j] + beta * C.
+  // Panels are packed and zero-padded to full mr/nr; beta == 0 means C is not read.
+  void (*micro)(int64_t kc, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
+                int64_t rows, int64_t cols, float alpha, float beta);
+};
+
+}  // namespace fastnn::cpu
