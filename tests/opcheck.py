@@ -1,0 +1,146 @@
+"""The one helper every op test uses: compare a fastnn op and its backward with the NumPy
+reference, check the backward by central finite differences, and check input handling.
+
+    check_op("conv2d", [x, w, b], dict(stride=2), reduction=C*KH*KW)
+
+`arrays` are the op's array arguments in order (float32; integer targets; None for an absent
+bias). Tolerances scale with `reduction`, the length of the longest sum behind one output.
+"""
+import numpy as np
+
+import fastnn
+import reference
+
+rng = np.random.default_rng(0)
+
+
+def randn(*shape, low=None):
+    """Standard-normal float32 array; with `low`, values kept at least `low` away from 0 (for
+    ops with a kink at 0, so finite differences do not straddle it)."""
+    a = rng.standard_normal(shape).astype(np.float32)
+    if low is not None:
+        a = np.where(a >= 0, a + low, a - low).astype(np.float32)
+    return a
+
+
+def tolerance(reduction):
+    return 1e-5 * np.sqrt(max(1, reduction))
+
+
+def assert_close(name, actual, expected, tol):
+    assert actual is not None, f"{name}: got None, expected an array of shape {np.shape(expected)}"
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != expected {expected.shape}"
+    assert actual.dtype == np.float32, f"{name}: dtype {actual.dtype} != float32"
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    err = np.abs(actual.astype(np.float64) - expected)
+    if err.size and not np.all(err <= tol * scale):
+        worst = np.unravel_index(np.argmax(err), err.shape)
+        raise AssertionError(f"{name}: max error {err.max():.3g} at {worst} (actual {actual[worst]}, expected "
+                             f"{expected[worst]}) exceeds {tol * scale:.3g}; {np.sum(err > tol * scale)} of "
+                             f"{err.size} elements off")
+
+
+def _is_float(a):
+    return a is not None and np.asarray(a).dtype == np.float32
+
+
+def _directional_fd(fn, arrays, kwargs, index, direction, weights, eps):
+    """d/dt sum(weights * fn(arrays with arrays[index] + t*direction)) at t=0, central difference."""
+    def loss(t):
+        moved = list(arrays)
+        moved[index] = (arrays[index] + t * direction).astype(arrays[index].dtype)
+        return float(np.sum(weights * np.asarray(fn(*moved, **kwargs), dtype=np.float64)))
+    return (loss(eps) - loss(-eps)) / (2 * eps)
+
+
+def check_op(name, arrays, kwargs=None, *, reduction=1, tol=None, fd_eps=1e-2, fd_rtol=2e-2,
+             kernel_fd=True, saved=None):
+    """Forward and backward against the reference; the backward against finite differences.
+
+    kernel_fd: also finite-difference the float32 kernel itself (off for ops whose float32
+    rounding swamps a difference, e.g. huge reductions). `saved` is passed to the backward.
+    """
+    kwargs = dict(kwargs or {})
+    tol = tolerance(reduction) if tol is None else tol
+    op, op_backward = getattr(fastnn.ops, name), getattr(fastnn.ops, name + "_backward")
+    ref, ref_backward = getattr(reference, name), getattr(reference, name + "_backward")
+    arrays64 = [reference.f64(a) if _is_float(a) else a for a in arrays]
+
+    out = op(*arrays, **kwargs)
+    expected = np.asarray(ref(*arrays64, **kwargs), dtype=np.float64)
+    assert_close(f"{name} forward", out, expected, tol)
+
+    grad_out = rng.standard_normal(out.shape).astype(np.float32)
+    extra = {} if saved is None else {"saved": saved}
+    grads = op_backward(grad_out, *arrays, **kwargs, **extra)
+    expected_grads = ref_backward(reference.f64(grad_out), *arrays64, **kwargs)
+    assert isinstance(grads, tuple) and len(grads) == len(arrays), \
+        f"{name}_backward must return a tuple of {len(arrays)} gradients, got {type(grads).__name__} " \
+        f"of {len(grads) if isinstance(grads, tuple) else '?'}"
+    for i, (a, g, eg) in enumerate(zip(arrays, grads, expected_grads)):
+        if not _is_float(a):
+            assert g is None, f"{name}_backward: gradient {i} must be None for a non-float argument"
+            continue
+        assert_close(f"{name}_backward grad {i}", g, np.asarray(eg, dtype=np.float64), tol)
+
+    for i, a in enumerate(arrays):
+        if not _is_float(a) or a.size == 0:
+            continue
+        direction = rng.standard_normal(a.shape)
+        analytic = float(np.sum(np.asarray(expected_grads[i]) * direction))
+        numeric = _directional_fd(ref, arrays64, kwargs, i, direction, grad_out.astype(np.float64), 1e-6)
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), \
+            f"reference.{name}_backward grad {i}: analytic {analytic} vs finite difference {numeric}"
+        if kernel_fd:
+            analytic32 = float(np.sum(grads[i].astype(np.float64) * direction))
+            numeric32 = _directional_fd(op, arrays, kwargs, i, direction.astype(np.float32), grad_out, fd_eps)
+            bound = fd_rtol * max(1.0, abs(analytic32), float(np.sqrt(np.sum(grad_out.astype(np.float64) ** 2))))
+            assert abs(numeric32 - analytic32) <= bound, \
+                f"{name}_backward grad {i}: analytic {analytic32} vs float32 finite difference {numeric32}"
+
+
+def _layout_variants(a):
+    """The same values in layouts a kernel must accept: Fortran order, a strided view, an
+    unaligned buffer, a read-only array, and a broadcast (zero-stride) view."""
+    fortran = np.asfortranarray(a)
+    bigger = np.zeros(a.shape + (2,), dtype=a.dtype)
+    bigger[..., 0] = a
+    strided = bigger[..., 0]
+    raw = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    unaligned = raw[1:].view(a.dtype).reshape(a.shape)
+    unaligned[...] = a
+    readonly = a.copy()
+    readonly.flags.writeable = False
+    variants = [("fortran", fortran), ("strided", strided), ("unaligned", unaligned), ("readonly", readonly)]
+    if a.ndim and a.shape[0] > 0 and np.all(a == a[:1]):
+        variants.append(("broadcast", np.broadcast_to(a[:1], a.shape)))
+    return variants
+
+
+def check_inputs(name, arrays, kwargs=None, batch_axes=None):
+    """Every float input in every layout gives the contiguous answer; float64 raises TypeError
+    saying float32; a zero-size batch gives an empty result (batch_axes: per array, the axis
+    to empty, or None to keep that array as is)."""
+    kwargs = dict(kwargs or {})
+    op = getattr(fastnn.ops, name)
+    expected = op(*arrays, **kwargs)
+    for i, a in enumerate(arrays):
+        if not _is_float(a):
+            continue
+        for label, variant in _layout_variants(a):
+            moved = list(arrays)
+            moved[i] = variant
+            np.testing.assert_array_equal(op(*moved, **kwargs), expected, err_msg=f"{name}: {label} argument {i}")
+        as64 = list(arrays)
+        as64[i] = a.astype(np.float64)
+        try:
+            op(*as64, **kwargs)
+        except TypeError as e:
+            assert "float32" in str(e), f"{name}: float64 TypeError should say float32 is required: {e}"
+        else:
+            raise AssertionError(f"{name}: float64 argument {i} did not raise TypeError")
+    if batch_axes is not None:
+        empty = [a if axis is None else np.take(a, [], axis=axis) for a, axis in zip(arrays, batch_axes)]
+        out = op(*empty, **kwargs)
+        out = out[0] if isinstance(out, tuple) else out
+        assert out.size == 0, f"{name}: zero-size batch gave {out.shape}"

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+import fastnn
+from opcheck import check_inputs, check_op, randn
+
+pytestmark = pytest.mark.usefixtures("isa")
+
+# Odd sizes, size 1, and sizes off every ISA's MR (12, 6, 4) and NR (32, 16, 8) and KC (256).
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 33, 17), (12, 32, 256), (25, 65, 257), (67, 129, 300)]
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_matmul_2d(M, N, K):
+    check_op("matmul", [randn(M, K), randn(K, N)], reduction=K)
+
+
+@pytest.mark.parametrize("batch,M,N,K", [(1, 3, 4, 5), (3, 13, 33, 17), (4, 1, 40, 7)])
+def test_matmul_batched(batch, M, N, K):
+    check_op("matmul", [randn(batch, M, K), randn(batch, K, N)], reduction=K)
+
+
+def test_matmul_batched_times_shared_matrix():
+    check_op("matmul", [randn(3, 13, 17), randn(17, 21)], reduction=3 * 13)
+
+
+def test_matmul_large_uses_all_blocks():
+    # Crosses the KC, MC and NC block edges, so every packing loop runs more than once.
+    a, b = randn(300, 520), randn(520, 3100)
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("lead", [(), (6,), (2, 3)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear(lead, bias):
+    x, w = randn(*lead, 19), randn(11, 19)
+    b = randn(11) if bias else None
+    check_op("linear", [x, w, b], reduction=max(19, int(np.prod(lead or (1,)))))
+
+
+def test_input_layouts():
+    check_inputs("matmul", [randn(6, 5), randn(5, 7)], batch_axes=[0, None])
+    check_inputs("linear", [randn(6, 5), randn(4, 5), randn(4)], batch_axes=[0, None, None])
+
+
+def test_shape_errors_name_the_argument():
+    with pytest.raises(ValueError, match="a has K=5 columns but b has 4 rows"):
+        fastnn.ops.matmul(randn(3, 5), randn(4, 2))
+    with pytest.raises(ValueError, match="weight has in_features=4 but input has 5"):
+        fastnn.ops.linear(randn(3, 5), randn(2, 4))
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\)"):
+        fastnn.ops.linear(randn(3, 5), randn(2, 5), randn(3))
+    with pytest.raises(ValueError, match="a must have shape"):
+        fastnn.ops.matmul(randn(2, 3, 4, 5), randn(5, 2))
