@@ -14,6 +14,7 @@ void bind_conv2d(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_activation(py::module_& m);
 void bind_softmax(py::module_& m);
+void bind_peak(py::module_& m);
 }  // namespace fastnn::bindings
 
 namespace {
@@ -61,4 +62,5 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bindings::bind_pool(m);
   fastnn::bindings::bind_activation(m);
   fastnn::bindings::bind_softmax(m);
+  fastnn::bindings::bind_peak(m);
 }

@@ -5,6 +5,7 @@
 
 #include "cpu/simd/activation_simd.h"
 #include "cpu/simd/gemm_simd.h"
+#include "cpu/simd/peak_simd.h"
 
 namespace fastnn::cpu {
 
@@ -12,6 +13,7 @@ struct IsaKernels {
   const char* name;
   const GemmKernels* gemm;
   const ActivationKernels* activation;
+  const PeakKernels* peak;
 };
 
 // The table picked at import: the best the CPU supports, or FASTNN_ISA if set.

@@ -1,0 +1,12 @@
+// Measured limits of this machine, for the benchmark's "% of peak" columns.
+#pragma once
+#include <cstdint>
+
+namespace fastnn::cpu {
+
+// FMA throughput of the selected ISA on num_threads() threads, GFLOP/s (best of a few runs).
+double fma_peak_gflops();
+// Parallel copy of `bytes` bytes on num_threads() threads, GB/s counting bytes read + written.
+double copy_bandwidth_gbps(int64_t bytes);
+
+}  // namespace fastnn::cpu

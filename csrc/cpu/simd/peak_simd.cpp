@@ -1,0 +1,36 @@
+#include "cpu/simd/peak_simd.h"
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kWidth = 16;
+#elif defined(__AVX2__)
+constexpr int kWidth = 8;
+#else
+constexpr int kWidth = 4;
+#endif
+// 12 independent chains cover FMA latency (4 cycles) x 2 FMA ports with room to spare.
+constexpr int kChains = 12;
+
+typedef float vec __attribute__((vector_size(kWidth * sizeof(float))));
+
+void fma_loop(int64_t iterations, float* sink) {
+  vec acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = vec{} + 1.0f + i * 1e-3f;
+  const vec scale = vec{} + 0.999999f, shift = vec{} + 1e-6f;
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = acc[i] * scale + shift;
+  }
+  float total = 0.0f;
+  for (int i = 0; i < kChains; ++i)
+    for (int j = 0; j < kWidth; ++j) total += acc[i][j];
+  *sink = total;
+}
+
+}  // namespace
+
+extern const PeakKernels peak_kernels = {2 * kWidth * kChains, fma_loop};
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
