@@ -4,11 +4,12 @@ Every op `<name>(*arrays, **kwargs)` has `<name>_backward(grad_output, *arrays, 
 returning one gradient per array argument, in order (None for an absent bias or for targets).
 Inputs of any layout are accepted (copied to contiguous when needed); float32 is required.
 """
+# Module aliases first: the star imports below rebind names like `conv2d` to the functions.
+from . import activation as _activation, conv2d as _conv2d, gemm as _gemm, pool as _pool, softmax as _softmax
 from .activation import *  # noqa: F401,F403
 from .conv2d import *  # noqa: F401,F403
 from .gemm import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
-from . import activation, conv2d, gemm, pool, softmax
 
-__all__ = activation.__all__ + conv2d.__all__ + gemm.__all__ + pool.__all__ + softmax.__all__
+__all__ = _activation.__all__ + _conv2d.__all__ + _gemm.__all__ + _pool.__all__ + _softmax.__all__
