@@ -1,0 +1,263 @@
+"""python -m fastnn.bench: fastnn's kernels timed against NumPy and PyTorch in the same process.
+
+For each op and shape: fastnn's median time and GFLOP/s (or GB/s for memory-bound ops), the
+same for every peer that is installed, the ratio fastnn speed / peer speed, and the percentage
+of this machine's limits, measured at start (FMA peak of the ISA in use, parallel copy
+bandwidth). Every library is limited to the same thread count.
+"""
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fastnn
+from fastnn import ops
+
+try:
+    import torch
+    import torch.nn.functional as torch_functional
+except ImportError:  # peers are optional
+    torch = None
+
+
+@dataclass
+class Case:
+    op: str
+    shape: str
+    work: float  # flops, or bytes moved for memory-bound ops
+    unit: str  # "GFLOP/s" or "GB/s"
+    runners: dict = field(default_factory=dict)  # library name -> zero-argument callable
+
+
+def _rand(*shape):
+    return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+
+
+def _torch_fwd_bwd(forward, *arrays):
+    """A callable running forward + backward in PyTorch on fresh leaf tensors each call."""
+    tensors = [torch.from_numpy(a).requires_grad_(a.dtype == np.float32) for a in arrays]
+
+    def run():
+        for t in tensors:
+            t.grad = None
+        out = forward(*tensors)
+        out.backward(torch.ones_like(out) if out.dim() else None)
+    return run
+
+
+def matmul_cases(sizes):
+    for n in sizes:
+        a, b = _rand(n, n), _rand(n, n)
+        case = Case("matmul", f"{n}x{n}x{n}", 2.0 * n ** 3, "GFLOP/s")
+        case.runners["fastnn"] = lambda a=a, b=b: ops.matmul(a, b)
+        case.runners["numpy"] = lambda a=a, b=b: a @ b
+        if torch:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            case.runners["torch"] = lambda ta=ta, tb=tb: ta @ tb
+        yield case
+
+
+CONV_SHAPES = [  # (N, C, H, W, C_out, kernel, stride, padding)
+    (64, 1, 28, 28, 32, 3, 1, 0),
+    (64, 32, 26, 26, 64, 3, 1, 0),
+    (32, 64, 56, 56, 64, 3, 1, 1),
+    (32, 128, 28, 28, 256, 3, 2, 1),
+    (32, 256, 14, 14, 1024, 1, 1, 0),
+]
+
+
+def conv2d_cases(shapes=CONV_SHAPES):
+    for n, c, h, w, c_out, k, stride, padding in shapes:
+        x, weight = _rand(n, c, h, w), _rand(c_out, c, k, k)
+        oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        flops = 3 * 2.0 * n * c_out * oh * ow * c * k * k  # forward, backward-data, backward-weight
+        kw = dict(stride=stride, padding=padding)
+        case = Case("conv2d fwd+bwd", f"{n}x{c}x{h}x{w}->{c_out} {k}x{k} s{stride} p{padding}", flops, "GFLOP/s")
+
+        def run(x=x, weight=weight, kw=kw):
+            y = ops.conv2d(x, weight, **kw)
+            ops.conv2d_backward(np.ones_like(y), x, weight, **kw)
+        case.runners["fastnn"] = run
+        if torch:
+            case.runners["torch"] = _torch_fwd_bwd(lambda a, b, kw=kw: torch_functional.conv2d(a, b, **kw).sum(), x, weight)
+        yield case
+
+
+def max_pool_cases():
+    x = _rand(64, 32, 112, 112)
+    case = Case("max_pool2d 2x2 fwd+bwd", "64x32x112x112", 4.0 * x.size * (1 + 0.25 + 0.25 + 1), "GB/s")
+
+    def run():
+        y, indices = ops.max_pool2d(x, 2, return_indices=True)
+        ops.max_pool2d_backward(np.ones_like(y), x, 2, saved=indices)
+    case.runners["fastnn"] = run
+    if torch:
+        case.runners["torch"] = _torch_fwd_bwd(lambda a: torch_functional.max_pool2d(a, 2).sum(), x)
+    yield case
+
+
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu"]
+
+
+def activation_cases(names=ACTIVATIONS, size=1 << 24):
+    x, g = _rand(size), _rand(size)
+    for name in names:
+        forward = Case(f"{name} fwd", f"{size}", 8.0 * size, "GB/s")  # read x, write y
+        backward = Case(f"{name} bwd", f"{size}", 12.0 * size, "GB/s")  # read g and x, write dx
+        forward.runners["fastnn"] = lambda f=getattr(ops, name): f(x)
+        backward.runners["fastnn"] = lambda f=getattr(ops, name + "_backward"): f(g, x)
+        if name == "relu":
+            forward.runners["numpy"] = lambda: np.maximum(x, 0)
+        if torch:
+            tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+            tf = getattr(torch_functional, name) if name != "tanh" else torch.tanh
+            forward.runners["torch"] = lambda tf=tf: tf(tx)
+            backward_op = {"relu": lambda: torch.ops.aten.threshold_backward(tg, tx, 0.0),
+                           "sigmoid": lambda: torch.ops.aten.sigmoid_backward(tg, torch.sigmoid(tx)),
+                           "tanh": lambda: torch.ops.aten.tanh_backward(tg, torch.tanh(tx)),
+                           "gelu": lambda: torch.ops.aten.gelu_backward(tg, tx)}[name]
+            backward.runners["torch"] = backward_op
+        yield forward
+        yield backward
+
+
+def softmax_cases():
+    logits, target = _rand(4096, 1000), np.random.default_rng(0).integers(0, 1000, 4096)
+    case = Case("cross_entropy fwd+bwd", "4096x1000", 4.0 * logits.size * 2, "GB/s")
+
+    def run():
+        loss = ops.cross_entropy(logits, target)
+        ops.cross_entropy_backward(np.ones_like(loss), logits, target)
+    case.runners["fastnn"] = run
+    if torch:
+        tt = torch.from_numpy(target)
+        case.runners["torch"] = _torch_fwd_bwd(lambda a: torch_functional.cross_entropy(a, tt), logits)
+    yield case
+
+
+OPS = {
+    "matmul": lambda quick: matmul_cases([64, 128, 256, 512] if quick else [64, 128, 256, 512, 1024, 2048]),
+    "conv2d": lambda quick: conv2d_cases(CONV_SHAPES[:2] if quick else CONV_SHAPES),
+    "max_pool2d": lambda quick: max_pool_cases(),
+    "activations": lambda quick: activation_cases(ACTIVATIONS, 1 << (22 if quick else 24)),
+    "softmax": lambda quick: softmax_cases(),
+}
+
+
+def median_seconds(fn, min_repeats, min_seconds=0.3):
+    fn()  # warm-up: first-touch pages, caches, lazy init
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < min_seconds and len(times) < 100):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def limit_threads(threads):
+    fastnn.set_num_threads(threads)
+    if torch:
+        torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(threads)
+    except ImportError:
+        print("warning: threadpoolctl not installed; NumPy's BLAS threads are not limited", file=sys.stderr)
+        return None
+
+
+def measure_peaks():
+    return {"fma_gflops": fastnn._C._fma_peak_gflops(), "copy_gbps": fastnn._C._copy_bandwidth_gbps(256 << 20)}
+
+
+def run_cases(cases, repeats, peaks):
+    results = []
+    for i, case in enumerate(cases, 1):
+        print(f"[{i}/{len(cases)}] {case.op} {case.shape}", file=sys.stderr, flush=True)
+        row = {"op": case.op, "shape": case.shape, "unit": case.unit, "libraries": {}}
+        for name, fn in case.runners.items():
+            seconds = median_seconds(fn, repeats)
+            row["libraries"][name] = {"ms": seconds * 1e3, "rate": case.work / seconds * 1e-9}
+        fastnn_rate = row["libraries"]["fastnn"]["rate"]
+        peak = peaks["fma_gflops"] if case.unit == "GFLOP/s" else peaks["copy_gbps"]
+        row["percent_of_peak"] = 100.0 * fastnn_rate / peak
+        for name, lib in row["libraries"].items():
+            lib["fastnn_ratio"] = fastnn_rate / lib["rate"]
+        results.append(row)
+    return results
+
+
+def markdown_table(results, peers):
+    head = ["op", "shape", "fastnn ms", "fastnn rate", "% peak"]
+    for peer in peers:
+        head += [f"{peer} rate", f"x vs {peer}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in results:
+        lib = row["libraries"]
+        cells = [row["op"], row["shape"], f"{lib['fastnn']['ms']:.3f}",
+                 f"{lib['fastnn']['rate']:.1f} {row['unit']}", f"{row['percent_of_peak']:.0f}%"]
+        for peer in peers:
+            cells += [f"{lib[peer]['rate']:.1f}", f"{lib[peer]['fastnn_ratio']:.2f}x"] if peer in lib else ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = [f"{r['op']}\n{r['shape']}" for r in results]
+    ratios = [r["libraries"].get("torch", r["libraries"]["fastnn"])["fastnn_ratio"] for r in results]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(results)), 5))
+    ax.bar(range(len(results)), ratios, color=["tab:green" if r >= 1 else "tab:red" for r in ratios])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(results)), labels, rotation=90, fontsize=7)
+    ax.set_ylabel("fastnn speed / PyTorch speed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m fastnn.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated, from: {', '.join(OPS)}")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=fastnn.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smaller shapes, for a fast look")
+    parser.add_argument("--json", metavar="PATH", help="write results as JSON")
+    parser.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of the ratios (needs matplotlib)")
+    args = parser.parse_args(argv)
+
+    if args.device == "cuda":
+        parser.error("--device cuda: fastnn has no CUDA kernels in this build yet (see build_info())")
+    names = [n.strip() for n in args.ops.split(",") if n.strip()]
+    unknown = [n for n in names if n not in OPS]
+    if unknown:
+        parser.error(f"unknown op(s) {unknown}; choose from {list(OPS)}")
+    limits = limit_threads(args.threads)
+    peaks = measure_peaks()
+    cases = [case for name in names for case in OPS[name](args.quick)]
+    results = run_cases(cases, args.repeats, peaks)
+    peers = [p for p in ("numpy", "torch") if any(p in r["libraries"] for r in results)]
+    info = fastnn.build_info()
+    print(f"\nfastnn {info['version']} isa={info['isa']} threads={args.threads} on {platform.processor() or platform.machine()}; "
+          f"measured FMA peak {peaks['fma_gflops']:.0f} GFLOP/s, copy bandwidth {peaks['copy_gbps']:.1f} GB/s"
+          + (f"; torch {torch.__version__}" if torch else "; torch not installed"))
+    print(markdown_table(results, peers))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"build_info": info, "threads": args.threads, "peaks": peaks, "results": results}, f, indent=1)
+    if args.plot:
+        plot(results, args.plot)
+    if limits is not None:
+        limits.unregister()
+
+
+if __name__ == "__main__":
+    main()
