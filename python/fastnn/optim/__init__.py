@@ -1,0 +1,298 @@
+"""Optimizers with PyTorch's names, defaults and update rules (torch.optim's documentation).
+
+Each step loops over parameters, never over elements: every update is a handful of whole-array
+NumPy operations written in place (out=, *=, +=) into the parameter's backing array and the
+optimizer's state arrays, with a scratch array or two per parameter per step.
+"""
+import math
+
+import numpy as np
+
+from . import lr_scheduler
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+
+
+def _array(value):
+    """The NumPy array behind a fastnn Tensor, or the value itself as an array."""
+    return np.asarray(getattr(value, "_data", value))
+
+
+class Optimizer:
+    """Base class: param_groups (a list of dicts holding 'params' and hyper-parameters, filled
+    from `defaults`), per-parameter `state`, zero_grad, state_dict / load_state_dict.
+
+    `state` is keyed by id(param) rather than by the parameter itself, because a Tensor's `==`
+    is elementwise; the parameters stay alive in param_groups, so their ids stay unique.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group):
+        group = dict(param_group)
+        params = group["params"]
+        group["params"] = [params] if hasattr(params, "_data") else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad._data.fill(0)
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns closure() if given."""
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    state = self.state.setdefault(id(p), {})
+                    self._update(p._data, _array(p.grad), state, group)
+        return loss
+
+    def _update(self, param, grad, state, group):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """{'state': {index: {name: array or number}}, 'param_groups': [{..., 'params': [index]}]},
+        parameters numbered in param_groups order, as torch does. Holds references, not copies."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        state = {index[key]: dict(value) for key, value in self.state.items() if key in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restores hyper-parameters and state (copied) saved from an optimizer over the same
+        parameters in the same order; the parameters themselves stay this optimizer's."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
+                             f"this optimizer has {len(self.param_groups)}")
+        params = {}
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(group["params"]) != len(saved["params"]):
+                raise ValueError(f"parameter group {i} has {len(group['params'])} parameters, "
+                                 f"the loaded state dict has {len(saved['params'])}")
+            params.update(zip((int(k) for k in saved["params"]), group["params"]))
+        self.state = {}
+        for key, value in state_dict["state"].items():
+            p = params[int(key)]
+            self.state[id(p)] = {name: _copy_state(v, p._data) for name, v in value.items()}
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+
+
+def _copy_state(value, param):
+    """Arrays shaped like the parameter are copied in its dtype; numbers are kept."""
+    array = _array(value)
+    if array.ndim == 0:
+        return value.item() if isinstance(value, np.ndarray) else value
+    return array.astype(param.dtype, copy=True)
+
+
+def _check(name, value, low=0.0):
+    if not value >= low:
+        raise ValueError(f"Invalid {name}: {value}")
+
+
+def _decayed(grad, param, weight_decay):
+    """grad + weight_decay * param as a new array (the gradient itself is never modified)."""
+    if weight_decay == 0:
+        return grad
+    decayed = np.multiply(param, weight_decay)
+    decayed += grad
+    return decayed
+
+
+class SGD(Optimizer):
+    """g = grad + weight_decay*p; with momentum: b = g (first step) else momentum*b +
+    (1-dampening)*g, and g = g + momentum*b (nesterov) or b; p -= lr*g."""
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+        _check("learning rate", lr)
+        _check("momentum value", momentum)
+        _check("weight_decay value", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, param, grad, state, group):
+        momentum = group["momentum"]
+        scratch = np.empty_like(param)
+        g = _decayed(grad, param, group["weight_decay"])
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(g, dtype=param.dtype)
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * g
+            g = np.add(g, momentum * buf, out=scratch) if group["nesterov"] else buf
+        np.multiply(g, group["lr"], out=scratch)
+        param -= scratch
+
+
+class Adam(Optimizer):
+    """m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g^2 (v_max = max(v_max, v) with
+    amsgrad), p -= lr * m/(1-beta1^t) / (sqrt(v/(1-beta2^t)) + eps), where g = grad +
+    weight_decay*p (Adam's L2 penalty; AdamW decays p directly instead)."""
+
+    _decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+        _check("learning rate", lr)
+        _check("epsilon value", eps)
+        _check("weight_decay value", weight_decay)
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def _update(self, param, grad, state, group):
+        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(param)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        scratch = np.empty_like(param)
+        if self._decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+            g = grad
+        else:
+            g = _decayed(grad, param, weight_decay)
+        # m += (1-beta1)*(g - m) is beta1*m + (1-beta1)*g with one scratch array and no temporaries.
+        np.subtract(g, m, out=scratch)
+        scratch *= 1 - beta1
+        m += scratch
+        np.multiply(g, g, out=scratch)
+        scratch *= 1 - beta2
+        v *= beta2
+        v += scratch
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        # The bias corrections fold into two scalars, as torch's implementation does:
+        # lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps).
+        np.sqrt(v, out=scratch)
+        scratch *= 1 / math.sqrt(1 - beta2 ** t)
+        scratch += eps
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr / (1 - beta1 ** t)
+        param -= scratch
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p *= 1 - lr*weight_decay before the Adam step, the
+    gradient left alone (Loshchilov & Hutter). Default weight_decay=1e-2, as torch."""
+
+    _decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """g = grad + weight_decay*p; v = alpha*v + (1-alpha)*g^2; centered: v~ = v - mean_g^2 with
+    mean_g = alpha*mean_g + (1-alpha)*g; step = g/(sqrt(v~) + eps); with momentum:
+    b = momentum*b + step, p -= lr*b, else p -= lr*step."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
+        _check("learning rate", lr)
+        _check("epsilon value", eps)
+        _check("momentum value", momentum)
+        _check("weight_decay value", weight_decay)
+        _check("alpha value", alpha)
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _update(self, param, grad, state, group):
+        alpha, momentum = group["alpha"], group["momentum"]
+        if not state:
+            state.update(step=0, square_avg=np.zeros_like(param))
+            if momentum > 0:
+                state["momentum_buffer"] = np.zeros_like(param)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(param)
+        state["step"] += 1
+        g = _decayed(grad, param, group["weight_decay"])
+        square_avg, denom = state["square_avg"], np.multiply(g, g)
+        denom *= 1 - alpha
+        square_avg *= alpha
+        square_avg += denom
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            np.multiply(g, 1 - alpha, out=denom)
+            grad_avg *= alpha
+            grad_avg += denom
+            np.multiply(grad_avg, grad_avg, out=denom)
+            np.subtract(square_avg, denom, out=denom)
+        else:
+            np.copyto(denom, square_avg)
+        np.sqrt(denom, out=denom)
+        denom += group["eps"]
+        np.divide(g, denom, out=denom)
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += denom
+            np.multiply(buf, group["lr"], out=denom)
+        else:
+            denom *= group["lr"]
+        param -= denom
+
+
+class Adagrad(Optimizer):
+    """clr = lr / (1 + (t-1)*lr_decay); g = grad + weight_decay*p; sum += g^2;
+    p -= clr * g / (sqrt(sum) + eps). The sum starts at initial_accumulator_value."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10):
+        _check("learning rate", lr)
+        _check("lr_decay value", lr_decay)
+        _check("weight_decay value", weight_decay)
+        _check("initial_accumulator_value", initial_accumulator_value)
+        _check("epsilon value", eps)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def _update(self, param, grad, state, group):
+        if not state:
+            state.update(step=0, sum=np.full_like(param, group["initial_accumulator_value"]))
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        g = _decayed(grad, param, group["weight_decay"])
+        total, denom = state["sum"], np.multiply(g, g)
+        total += denom
+        np.sqrt(total, out=denom)
+        denom += group["eps"]
+        np.divide(g, denom, out=denom)
+        denom *= clr
+        param -= denom
