@@ -20,10 +20,8 @@ def _array(value):
 
 class Optimizer:
     """Base class: param_groups (a list of dicts holding 'params' and hyper-parameters, filled
-    from `defaults`), per-parameter `state`, zero_grad, state_dict / load_state_dict.
-
-    `state` is keyed by id(param) rather than by the parameter itself, because a Tensor's `==`
-    is elementwise; the parameters stay alive in param_groups, so their ids stay unique.
+    from `defaults`), `state` (a dict of per-parameter dicts keyed by the parameter), zero_grad,
+    state_dict / load_state_dict.
     """
 
     def __init__(self, params, defaults):
@@ -42,8 +40,8 @@ class Optimizer:
         group = dict(param_group)
         params = group["params"]
         group["params"] = [params] if hasattr(params, "_data") else list(params)
-        seen = {id(p) for g in self.param_groups for p in g["params"]}
-        if any(id(p) in seen for p in group["params"]):
+        seen = {p for g in self.param_groups for p in g["params"]}
+        if any(p in seen for p in group["params"]):
             raise ValueError("some parameters appear in more than one parameter group")
         for name, default in self.defaults.items():
             group.setdefault(name, default)
@@ -65,7 +63,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    state = self.state.setdefault(id(p), {})
+                    state = self.state.setdefault(p, {})
                     self._update(p._data, _array(p.grad), state, group)
         return loss
 
@@ -79,9 +77,9 @@ class Optimizer:
         groups = []
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}
-            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            packed["params"] = [index.setdefault(p, len(index)) for p in group["params"]]
             groups.append(packed)
-        state = {index[key]: dict(value) for key, value in self.state.items() if key in index}
+        state = {index[p]: dict(value) for p, value in self.state.items() if p in index}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -100,7 +98,7 @@ class Optimizer:
         self.state = {}
         for key, value in state_dict["state"].items():
             p = params[int(key)]
-            self.state[id(p)] = {name: _copy_state(v, p._data) for name, v in value.items()}
+            self.state[p] = {name: _copy_state(v, p._data) for name, v in value.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 
