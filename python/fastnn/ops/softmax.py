@@ -1,1 +1,75 @@
-__all__ = []
+"""Softmax, log_softmax and the classifier losses nll_loss and cross_entropy."""
+from .. import _C
+from ._arrays import as_float32, as_index, as_optional_float32
+
+__all__ = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "nll_loss", "nll_loss_backward",
+           "cross_entropy", "cross_entropy_backward"]
+
+
+def softmax(input, dim=-1):
+    """exp(input) / sum(exp(input)) along `dim` (any rank; a 0-d input gives 1).
+
+    Stable for large logits (the max is subtracted); -inf entries give 0, and a slice of all
+    -inf gives NaN, like torch.
+    """
+    return _C.softmax(as_float32("softmax", "input", input), dim)
+
+
+def softmax_backward(grad_output, input, dim=-1, saved=None):
+    """(grad_input,) of softmax; `saved` = the forward's output spares recomputing it."""
+    op = "softmax_backward"
+    return _C.softmax_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input), dim,
+                               as_optional_float32(op, "saved", saved))
+
+
+def log_softmax(input, dim=-1):
+    """input - logsumexp(input) along `dim`; -inf entries stay -inf, an all -inf slice gives NaN."""
+    return _C.log_softmax(as_float32("log_softmax", "input", input), dim)
+
+
+def log_softmax_backward(grad_output, input, dim=-1, saved=None):
+    """(grad_input,) of log_softmax; `saved` = the forward's output spares recomputing it."""
+    op = "log_softmax_backward"
+    return _C.log_softmax_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
+                                   dim, as_optional_float32(op, "saved", saved))
+
+
+def _loss_arrays(op, input, target, weight):
+    return as_float32(op, "input", input), as_index(op, "target", target), as_optional_float32(op, "weight", weight)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class-index targets given log-probabilities.
+
+    input (N, C), (N, C, d1, ...) or (C,); target of integer class indices shaped like input
+    without C. reduction 'mean' is sum(weight[t] * loss) / sum(weight[t]) over targets other
+    than ignore_index (NaN when there are none), 'sum' their sum, 'none' one loss per target.
+    """
+    x, t, w = _loss_arrays("nll_loss", input, target, weight)
+    return _C.nll_loss(x, t, w, ignore_index, reduction)
+
+
+def nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """(grad_input, None, None): targets have no gradient and the class weights are constants."""
+    op = "nll_loss_backward"
+    x, t, w = _loss_arrays(op, input, target, weight)
+    return _C.nll_loss_backward(as_float32(op, "grad_output", grad_output), x, t, w, ignore_index, reduction)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """nll_loss(log_softmax(input, dim=1), target) in one fused kernel, with torch's label smoothing.
+
+    Shapes, weight, ignore_index and reduction as nll_loss; targets are class indices (class
+    probabilities are not supported).
+    """
+    x, t, w = _loss_arrays("cross_entropy", input, target, weight)
+    return _C.cross_entropy(x, t, w, ignore_index, reduction, label_smoothing)
+
+
+def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0):
+    """(grad_input, None, None): targets have no gradient and the class weights are constants."""
+    op = "cross_entropy_backward"
+    x, t, w = _loss_arrays(op, input, target, weight)
+    return _C.cross_entropy_backward(as_float32(op, "grad_output", grad_output), x, t, w, ignore_index, reduction,
+                                     label_smoothing)
