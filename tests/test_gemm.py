@@ -53,3 +53,11 @@ def test_shape_errors_name_the_argument():
         fastnn.ops.linear(randn(3, 5), randn(2, 5), randn(3))
     with pytest.raises(ValueError, match="a must have shape"):
         fastnn.ops.matmul(randn(2, 3, 4, 5), randn(5, 2))
+
+
+def test_matmul_transposed_views_are_not_copied_and_correct():
+    a, b = randn(40, 30), randn(50, 40)
+    check_op("matmul", [a.T, b.T], reduction=40)
+    c = np.zeros((20, 60), dtype=np.float32)
+    c[:, ::2] = randn(20, 30)
+    check_op("matmul", [c[:, ::2], randn(30, 7)], reduction=30)

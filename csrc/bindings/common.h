@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -59,6 +60,17 @@ Shape check_array(const py::array& a, const char* op, const char* name, std::ini
 inline Shape check_float(const py::array& a, const char* op, const char* name, std::initializer_list<int> ranks,
                          const char* layout) {
   return check_array<float>(a, op, name, ranks, layout);
+}
+
+// For kernels that take strides: an aligned float32 matrix in any layout. Returns the
+// element strides (row, column); NumPy's aligned flag guarantees byte strides divide by 4.
+inline std::pair<int64_t, int64_t> check_float_matrix_strides(const py::array& a, const char* op, const char* name) {
+  if (!a.dtype().is(py::dtype::of<float>()))
+    type_error(op, ": ", name, " must be float32, got ", py::str(a.dtype()).cast<std::string>());
+  if (a.ndim() != 2) value_error(op, ": ", name, " must be 2-D, got shape ", shape_str(shape_of(a)));
+  if (!(py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    value_error(op, ": ", name, " must be aligned (use fastnn.ops, which copies when needed)");
+  return {a.strides(0) / int64_t(sizeof(float)), a.strides(1) / int64_t(sizeof(float))};
 }
 
 inline const float* data_of(const py::array& a) { return static_cast<const float*>(a.data()); }

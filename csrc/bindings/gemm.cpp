@@ -31,7 +31,42 @@ MatmulShape matmul_shape(const py::array& a, const py::array& b, const char* op)
   return s;
 }
 
+// 2-D products read their operands through strides: a transposed or sliced view costs no copy.
+py::array matmul_2d(const py::array& a, const py::array& b) {
+  auto [a_rs, a_cs] = check_float_matrix_strides(a, "matmul", "a");
+  auto [b_rs, b_cs] = check_float_matrix_strides(b, "matmul", "b");
+  const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+  if (b.shape(0) != K)
+    value_error("matmul: a has K=", K, " columns but b has ", b.shape(0), " rows (a ", shape_str(shape_of(a)),
+                ", b ", shape_str(shape_of(b)), ")");
+  auto c = new_array({M, N});
+  float* out = data_of(c);
+  py::gil_scoped_release release;
+  cpu::gemm(M, N, K, 1.0f, data_of(a), a_rs, a_cs, data_of(b), b_rs, b_cs, 0.0f, out, N);
+  return c;
+}
+
+py::tuple matmul_2d_backward(const py::array& grad_c, const py::array& a, const py::array& b) {
+  auto [a_rs, a_cs] = check_float_matrix_strides(a, "matmul_backward", "a");
+  auto [b_rs, b_cs] = check_float_matrix_strides(b, "matmul_backward", "b");
+  const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+  if (b.shape(0) != K) value_error("matmul_backward: a has K=", K, " columns but b has ", b.shape(0), " rows");
+  Shape sg = check_float(grad_c, "matmul_backward", "grad_output", {2}, "(M, N)");
+  if (sg != Shape{M, N})
+    value_error("matmul_backward: grad_output must have shape ", shape_str({M, N}), ", got ", shape_str(sg));
+  auto grad_a = new_array({M, K});
+  auto grad_b = new_array({K, N});
+  float *ga = data_of(grad_a), *gb = data_of(grad_b);
+  {
+    py::gil_scoped_release release;
+    cpu::gemm(M, K, N, 1.0f, data_of(grad_c), N, 1, data_of(b), b_cs, b_rs, 0.0f, ga, K);
+    cpu::gemm(K, N, M, 1.0f, data_of(a), a_cs, a_rs, data_of(grad_c), N, 1, 0.0f, gb, N);
+  }
+  return py::make_tuple(grad_a, grad_b);
+}
+
 py::array matmul(const py::array& a, const py::array& b) {
+  if (a.ndim() == 2 && b.ndim() == 2) return matmul_2d(a, b);
   MatmulShape s = matmul_shape(a, b, "matmul");
   auto c = new_array(s.out);
   float* out = data_of(c);
@@ -41,6 +76,7 @@ py::array matmul(const py::array& a, const py::array& b) {
 }
 
 py::tuple matmul_backward(const py::array& grad_c, const py::array& a, const py::array& b) {
+  if (a.ndim() == 2 && b.ndim() == 2) return matmul_2d_backward(grad_c, a, b);
   MatmulShape s = matmul_shape(a, b, "matmul_backward");
   Shape sg = check_float(grad_c, "matmul_backward", "grad_output", {2, 3}, shape_str(s.out).c_str());
   if (sg != s.out)

@@ -6,15 +6,16 @@ import numpy as np
 _KERNEL_LAYOUT = ["C_CONTIGUOUS", "ALIGNED"]
 
 
-def as_float32(op, name, value):
-    """A C-contiguous aligned float32 array for `value`, copying only when the layout needs it.
+def as_float32(op, name, value, strided=False):
+    """A C-contiguous aligned float32 array for `value`, copying only when the layout needs it;
+    with strided=True (for kernels that take strides) any aligned layout is passed through.
 
     Raises TypeError for any other dtype rather than converting silently.
     """
     array = np.asarray(value)
     if array.dtype != np.float32:
         raise TypeError(f"{op}: {name} must be float32, got {array.dtype} (convert with .astype(np.float32))")
-    return np.require(array, requirements=_KERNEL_LAYOUT)
+    return np.require(array, requirements=["ALIGNED"] if strided else _KERNEL_LAYOUT)
 
 
 def as_optional_float32(op, name, value):

@@ -7,16 +7,21 @@ from ._arrays import as_float32, as_optional_float32
 __all__ = ["matmul", "matmul_backward", "linear", "linear_backward"]
 
 
+def _operands(op, a, b):
+    """2-D operands go to the kernel as strided views (a transpose is packed, not copied)."""
+    strided = np.ndim(a) == 2 and np.ndim(b) == 2
+    return as_float32(op, "a", a, strided), as_float32(op, "b", b, strided)
+
+
 def matmul(a, b):
     """a @ b for 2-D (M, K) @ (K, N), batched (B, M, K) @ (B, K, N), or (B, M, K) @ (K, N)."""
-    return _C.matmul(as_float32("matmul", "a", a), as_float32("matmul", "b", b))
+    return _C.matmul(*_operands("matmul", a, b))
 
 
 def matmul_backward(grad_output, a, b):
     """(grad_a, grad_b) of matmul(a, b)."""
     op = "matmul_backward"
-    return _C.matmul_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "a", a),
-                              as_float32(op, "b", b))
+    return _C.matmul_backward(as_float32(op, "grad_output", grad_output), *_operands(op, a, b))
 
 
 def _rows(op, x):
