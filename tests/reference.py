@@ -38,6 +38,51 @@ def linear_backward(grad_output, input, weight, bias=None):
 
 # ---- conv2d ----
 
+def _conv2d_setup(input, weight, stride, padding, dilation, groups):
+    """The zero-padded input split into groups (N, G, C/G, H', W'), the weight split into groups
+    (G, C_out/G, C/G, KH, KW), and for each kernel tap (kh, kw) the input window it meets."""
+    x, w = f64(input), f64(weight)
+    (sh, sw), (dh, dw) = (np.broadcast_to(v, 2) for v in (stride, dilation))
+    kh_size, kw_size = w.shape[2:]
+    if padding == "valid":
+        pads = [(0, 0), (0, 0)]
+    elif padding == "same":  # torch: the extra zero of an odd total goes after the input
+        pads = [(t // 2, t - t // 2) for t in (dh * (kh_size - 1), dw * (kw_size - 1))]
+    else:
+        pads = [(p, p) for p in np.broadcast_to(padding, 2)]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    n, c, h, wd = xp.shape
+    oh, ow = (h - dh * (kh_size - 1) - 1) // sh + 1, (wd - dw * (kw_size - 1) - 1) // sw + 1
+    windows = {(kh, kw): (slice(kh * dh, kh * dh + sh * (oh - 1) + 1, sh),
+                          slice(kw * dw, kw * dw + sw * (ow - 1) + 1, sw))
+               for kh in range(kh_size) for kw in range(kw_size)}
+    wg = w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
+    return xp.reshape(n, groups, c // groups, h, wd), wg, windows, pads
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    # out[n, g, o, y, x] = sum over c, kh, kw of w[g, o, c, kh, kw] * x_padded[n, g, c, y*s + kh*d, x*s + kw*d]
+    xg, wg, windows, _ = _conv2d_setup(input, weight, stride, padding, dilation, groups)
+    out = sum(np.einsum("ngchw,goc->ngohw", xg[..., rows, cols], wg[..., kh, kw])
+              for (kh, kw), (rows, cols) in windows.items())
+    out = out.reshape(out.shape[0], -1, *out.shape[3:])
+    return out if bias is None else out + f64(bias)[:, None, None]
+
+
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    xg, wg, windows, pads = _conv2d_setup(input, weight, stride, padding, dilation, groups)
+    g = f64(grad_output)
+    gg = g.reshape(g.shape[0], groups, -1, *g.shape[2:])
+    grad_xg = np.zeros_like(xg)
+    grad_wg = np.zeros_like(wg)
+    for (kh, kw), (rows, cols) in windows.items():
+        grad_xg[..., rows, cols] += np.einsum("ngohw,goc->ngchw", gg, wg[..., kh, kw])
+        grad_wg[..., kh, kw] = np.einsum("ngohw,ngchw->goc", gg, xg[..., rows, cols])
+    grad_x = grad_xg.reshape(xg.shape[0], -1, *xg.shape[3:])
+    (top, _), (left, _) = pads
+    grad_x = grad_x[:, :, top:top + np.shape(input)[2], left:left + np.shape(input)[3]]
+    return grad_x, grad_wg.reshape(np.shape(weight)), None if bias is None else g.sum(axis=(0, 2, 3))
+
 
 # ---- pooling: max_pool2d, avg_pool2d ----
 

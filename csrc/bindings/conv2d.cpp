@@ -1,7 +1,140 @@
+#include "fastnn/conv2d.h"
+
+#include <pybind11/stl.h>
+
+#include <array>
+#include <string>
+
 #include "bindings/common.h"
 
 namespace fastnn::bindings {
+namespace {
 
-void bind_conv2d(py::module_&) {}
+using Pair = std::array<int64_t, 2>;
+
+std::string pair_str(const Pair& p) { return shape_str({p[0], p[1]}); }
+
+// Zero rows/columns before the input, and before plus after, per spatial dim.
+struct Padding {
+  Pair before, total;
+};
+
+// padding is a pair of ints or, as in torch, 'valid' (none) or 'same' (output as big as the
+// input; an odd total puts the extra zero after the input).
+Padding resolve_padding(const py::object& padding, const Pair& kernel, const Pair& stride, const Pair& dilation,
+                        const char* op) {
+  if (py::isinstance<py::str>(padding)) {
+    const std::string mode = padding.cast<std::string>();
+    if (mode == "valid") return {{0, 0}, {0, 0}};
+    if (mode != "same") value_error(op, ": padding must be 'valid', 'same' or a pair of ints, got '", mode, "'");
+    if (stride != Pair{1, 1}) value_error(op, ": padding='same' needs stride 1, got stride ", pair_str(stride));
+    Padding p;
+    for (int i = 0; i < 2; ++i) {
+      p.total[i] = dilation[i] * (kernel[i] - 1);
+      p.before[i] = p.total[i] / 2;
+    }
+    return p;
+  }
+  Pair pad;
+  try {
+    pad = padding.cast<Pair>();
+  } catch (const py::cast_error&) {
+    value_error(op, ": padding must be 'valid', 'same' or a pair of ints, got ", py::repr(padding).cast<std::string>());
+  }
+  if (pad[0] < 0 || pad[1] < 0) value_error(op, ": padding must be >= 0, got ", pair_str(pad));
+  return {pad, {2 * pad[0], 2 * pad[1]}};
+}
+
+cpu::Conv2dShape conv2d_shape(const py::array& input, const py::array& weight, const Pair& stride,
+                              const py::object& padding, const Pair& dilation, int64_t groups, const char* op) {
+  Shape sx = check_float(input, op, "input", {4}, "(N, C_in, H, W)");
+  Shape sw = check_float(weight, op, "weight", {4}, "(C_out, C_in / groups, KH, KW)");
+  if (stride[0] < 1 || stride[1] < 1) value_error(op, ": stride must be >= 1, got ", pair_str(stride));
+  if (dilation[0] < 1 || dilation[1] < 1) value_error(op, ": dilation must be >= 1, got ", pair_str(dilation));
+  if (groups < 1) value_error(op, ": groups must be >= 1, got ", groups);
+  if (sx[1] % groups != 0) value_error(op, ": groups=", groups, " must divide the input's ", sx[1], " channels");
+  if (sw[0] % groups != 0)
+    value_error(op, ": groups=", groups, " must divide weight's ", sw[0], " output channels");
+  if (sw[1] * groups != sx[1])
+    value_error(op, ": weight has ", sw[1], " input channels per group but input has ", sx[1],
+                " channels (groups=", groups, ")");
+  if (sw[2] < 1 || sw[3] < 1) value_error(op, ": weight must have a kernel of at least 1x1, got ", sw[2], "x", sw[3]);
+  const Pair kernel{sw[2], sw[3]};
+  const Padding pad = resolve_padding(padding, kernel, stride, dilation, op);
+  Pair out;
+  const char* dims[] = {"height", "width"};
+  for (int i = 0; i < 2; ++i) {
+    const int64_t extent = dilation[i] * (kernel[i] - 1) + 1, padded = sx[2 + i] + pad.total[i];
+    if (extent > padded)
+      value_error(op, ": dilated kernel ", dims[i], " ", extent, " (dilation ", dilation[i], " * (", kernel[i],
+                  " - 1) + 1) exceeds padded input ", dims[i], " ", padded, " (", sx[2 + i], " + padding ",
+                  pad.total[i], ")");
+    out[i] = (padded - extent) / stride[i] + 1;
+  }
+  cpu::Conv2dShape s;
+  s.batch = sx[0], s.in_channels = sx[1], s.in_h = sx[2], s.in_w = sx[3];
+  s.out_channels = sw[0], s.kernel_h = sw[2], s.kernel_w = sw[3];
+  s.stride_h = stride[0], s.stride_w = stride[1], s.pad_h = pad.before[0], s.pad_w = pad.before[1];
+  s.dilation_h = dilation[0], s.dilation_w = dilation[1];
+  s.groups = groups;
+  s.out_h = out[0], s.out_w = out[1];
+  return s;
+}
+
+Shape output_shape(const cpu::Conv2dShape& s) { return {s.batch, s.out_channels, s.out_h, s.out_w}; }
+
+py::array conv2d(const py::array& input, const py::array& weight, const py::object& bias, const Pair& stride,
+                 const py::object& padding, const Pair& dilation, int64_t groups) {
+  const cpu::Conv2dShape s = conv2d_shape(input, weight, stride, padding, dilation, groups, "conv2d");
+  const float* bias_data = nullptr;
+  if (!bias.is_none()) {
+    py::array b = bias.cast<py::array>();
+    Shape sb = check_float(b, "conv2d", "bias", {1}, "(C_out,)");
+    if (sb[0] != s.out_channels) value_error("conv2d: bias must have shape (", s.out_channels, ",), got ", shape_str(sb));
+    bias_data = data_of(b);
+  }
+  auto y = new_array(output_shape(s));
+  float* out = data_of(y);
+  py::gil_scoped_release release;
+  cpu::conv2d(s, data_of(input), data_of(weight), bias_data, out);
+  return y;
+}
+
+py::tuple conv2d_backward(const py::array& grad_output, const py::array& input, const py::array& weight,
+                          bool has_bias, const Pair& stride, const py::object& padding, const Pair& dilation,
+                          int64_t groups) {
+  const char* op = "conv2d_backward";
+  const cpu::Conv2dShape s = conv2d_shape(input, weight, stride, padding, dilation, groups, op);
+  Shape sg = check_float(grad_output, op, "grad_output", {4}, "(N, C_out, OH, OW)");
+  if (sg != output_shape(s))
+    value_error(op, ": grad_output must have shape ", shape_str(output_shape(s)), " (the output of conv2d), got ",
+                shape_str(sg));
+  auto grad_input = new_array(shape_of(input));
+  auto grad_weight = new_array(shape_of(weight));
+  py::object grad_bias = py::none();
+  float* gb = nullptr;
+  if (has_bias) {
+    auto b = new_array({s.out_channels});
+    gb = data_of(b);
+    grad_bias = b;
+  }
+  float *gx = data_of(grad_input), *gw = data_of(grad_weight);
+  {
+    py::gil_scoped_release release;
+    cpu::conv2d_backward(s, data_of(grad_output), data_of(input), data_of(weight), gx, gw, gb);
+  }
+  return py::make_tuple(grad_input, grad_weight, grad_bias);
+}
+
+}  // namespace
+
+void bind_conv2d(py::module_& m) {
+  m.def("conv2d", &conv2d, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
+        py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
+        py::arg("groups") = 1);
+  m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("input"), py::arg("weight"),
+        py::arg("has_bias"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
+        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1);
+}
 
 }  // namespace fastnn::bindings

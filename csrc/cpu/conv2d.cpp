@@ -1,0 +1,212 @@
+// conv2d as GEMMs over im2col column matrices, one (image, group) at a time. With
+// R = channels_per_group * KH * KW and P = out_h * out_w:
+//   forward          Y_g[C_out/groups, P] = W_g[C_out/groups, R] @ col[R, P]
+//   backward-data    dcol[R, P] = W_g^T @ dY_g, scattered back into the input by col2im
+//   backward-weight  dW_g += dY_g @ col^T, summed over the batch
+// A 1x1, stride-1, unpadded convolution skips im2col: the input image already is col.
+// With at least as many images as threads, each thread takes whole images with its own
+// column buffer and gemm runs single-threaded inside; with fewer, images go one at a time
+// and gemm and im2col split each image across the threads.
+#include "fastnn/conv2d.h"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "cpu/parallel.h"
+#include "fastnn/gemm.h"
+
+namespace fastnn::cpu {
+namespace {
+
+// As in gemm.cpp: below ~2^21 multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kParallelFlops = int64_t(1) << 21;
+// im2col/col2im elements (128 KB) worth handing to another thread.
+constexpr int64_t kParallelCopy = int64_t(1) << 15;
+
+struct Geometry {
+  int64_t group_in, group_out;  // channels per group
+  int64_t col_rows;             // R = group_in * KH * KW
+  int64_t in_plane, out_plane;  // H * W and P = out_h * out_w
+  bool direct;                  // 1x1, stride 1, no padding: col is the input itself
+};
+
+Geometry geometry(const Conv2dShape& s) {
+  Geometry g;
+  g.group_in = s.in_channels / s.groups;
+  g.group_out = s.out_channels / s.groups;
+  g.col_rows = g.group_in * s.kernel_h * s.kernel_w;
+  g.in_plane = s.in_h * s.in_w;
+  g.out_plane = s.out_h * s.out_w;
+  g.direct = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
+             s.pad_w == 0 && s.out_h == s.in_h && s.out_w == s.in_w;
+  return g;
+}
+
+// How many slices of the batch run in parallel, each on one thread with its own buffers: one
+// when there are fewer images than threads (gemm then parallelizes each image instead).
+int64_t batch_slices(int64_t batch, int64_t flops_per_image) {
+  const int64_t threads = num_threads();
+  if (batch < threads) return 1;
+  return std::clamp<int64_t>(batch * flops_per_image / kParallelFlops, 1, threads);
+}
+
+struct Range {
+  int64_t begin, end;
+};
+
+// The outputs o in [begin, end) whose input index o * stride + offset lies in [0, size);
+// the others read padding.
+Range inside(int64_t offset, int64_t stride, int64_t size, int64_t outputs) {
+  const int64_t begin = std::min(outputs, offset >= 0 ? 0 : (stride - 1 - offset) / stride);
+  const int64_t end = offset > size - 1 ? 0 : (size - 1 - offset) / stride + 1;
+  return {begin, std::clamp(end, begin, outputs)};
+}
+
+// col[(c * KH + kh) * KW + kw, oh * out_w + ow] = image[c, oh * stride + kh * dilation - pad, ...],
+// zero where that falls in the padding. Rows are split across threads (serial inside a
+// parallel region).
+void im2col(const Conv2dShape& s, const float* image, int64_t channels, float* col) {
+  const int64_t kernel = s.kernel_h * s.kernel_w, plane = s.out_h * s.out_w;
+  parallel_for(channels * kernel, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, plane)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t r = begin; r < end; ++r) {
+                   const int64_t c = r / kernel, kh = r % kernel / s.kernel_w, kw = r % s.kernel_w;
+                   const float* src = image + c * s.in_h * s.in_w;
+                   float* dst = col + r * plane;
+                   const int64_t row_offset = kh * s.dilation_h - s.pad_h, col_offset = kw * s.dilation_w - s.pad_w;
+                   const Range rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
+                   const Range cols = inside(col_offset, s.stride_w, s.in_w, s.out_w);
+                   std::fill(dst, dst + rows.begin * s.out_w, 0.0f);
+                   for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+                     const float* in = src + (oh * s.stride_h + row_offset) * s.in_w;
+                     float* out = dst + oh * s.out_w;
+                     std::fill(out, out + cols.begin, 0.0f);
+                     for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * s.stride_w + col_offset];
+                     std::fill(out + cols.end, out + s.out_w, 0.0f);
+                   }
+                   std::fill(dst + rows.end * s.out_w, dst + plane, 0.0f);
+                 }
+               });
+}
+
+// The adjoint of im2col: image = 0, then every col element is added to the input pixel it was
+// read from (padding reads are dropped). Split by channel, so no two threads add to one pixel.
+void col2im(const Conv2dShape& s, const float* col, int64_t channels, float* image) {
+  const int64_t kernel = s.kernel_h * s.kernel_w, plane = s.out_h * s.out_w;
+  parallel_for(channels, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, kernel * plane)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t c = begin; c < end; ++c) {
+                   float* dst = image + c * s.in_h * s.in_w;
+                   std::fill(dst, dst + s.in_h * s.in_w, 0.0f);
+                   for (int64_t k = 0; k < kernel; ++k) {
+                     const int64_t kh = k / s.kernel_w, kw = k % s.kernel_w;
+                     const float* src = col + (c * kernel + k) * plane;
+                     const int64_t row_offset = kh * s.dilation_h - s.pad_h, col_offset = kw * s.dilation_w - s.pad_w;
+                     const Range rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
+                     const Range cols = inside(col_offset, s.stride_w, s.in_w, s.out_w);
+                     for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+                       float* in = dst + (oh * s.stride_h + row_offset) * s.in_w;
+                       const float* out = src + oh * s.out_w;
+                       for (int64_t ow = cols.begin; ow < cols.end; ++ow) in[ow * s.stride_w + col_offset] += out[ow];
+                     }
+                   }
+                 }
+               });
+}
+
+// The column matrix of one image's group: the input itself on the direct path, else im2col.
+const float* columns(const Conv2dShape& s, const Geometry& g, const float* image, float* buffer) {
+  if (g.direct) return image;
+  im2col(s, image, g.group_in, buffer);
+  return buffer;
+}
+
+std::unique_ptr<float[]> column_buffer(const Geometry& g) {
+  return std::unique_ptr<float[]>(g.direct ? nullptr : new float[g.col_rows * g.out_plane]);
+}
+
+}  // namespace
+
+void conv2d(const Conv2dShape& s, const float* input, const float* weight, const float* bias, float* output) {
+  const Geometry g = geometry(s);
+  const int64_t slices = batch_slices(s.batch, s.out_channels * g.out_plane * g.col_rows);
+  parallel_for(slices, 1, [&](int64_t first, int64_t last) {
+    const auto buffer = column_buffer(g);
+    for (int64_t n = s.batch * first / slices; n < s.batch * last / slices; ++n)
+      for (int64_t group = 0; group < s.groups; ++group) {
+        const float* x = input + (n * s.in_channels + group * g.group_in) * g.in_plane;
+        float* y = output + (n * s.out_channels + group * g.group_out) * g.out_plane;
+        if (bias) {
+          for (int64_t o = 0; o < g.group_out; ++o)
+            std::fill(y + o * g.out_plane, y + (o + 1) * g.out_plane, bias[group * g.group_out + o]);
+        }
+        gemm(g.group_out, g.out_plane, g.col_rows, 1.0f, weight + group * g.group_out * g.col_rows, g.col_rows, 1,
+             columns(s, g, x, buffer.get()), g.out_plane, 1, bias ? 1.0f : 0.0f, y, g.out_plane);
+      }
+  });
+}
+
+void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float* input, const float* weight,
+                     float* grad_input, float* grad_weight, float* grad_bias) {
+  const Geometry g = geometry(s);
+  if (grad_bias) {
+    const int64_t per_channel = s.batch * g.out_plane;
+    parallel_for(s.out_channels, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, per_channel)),
+                 [&](int64_t begin, int64_t end) {
+                   for (int64_t o = begin; o < end; ++o) {
+                     float sum = 0.0f;
+                     for (int64_t n = 0; n < s.batch; ++n) {
+                       const float* dy = grad_output + (n * s.out_channels + o) * g.out_plane;
+                       float plane_sum = 0.0f;
+                       for (int64_t p = 0; p < g.out_plane; ++p) plane_sum += dy[p];
+                       sum += plane_sum;
+                     }
+                     grad_bias[o] = sum;
+                   }
+                 });
+  }
+  if (!grad_input && !grad_weight) return;
+
+  // Each slice of the batch sums its grad_weight into its own buffer (slice 0 into grad_weight)
+  // and the buffers are added in a fixed order, so the result does not depend on scheduling.
+  const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
+  const int64_t weight_size = s.out_channels * g.col_rows;
+  std::vector<float> partial_weights(grad_weight ? (slices - 1) * weight_size : 0, 0.0f);
+  if (grad_weight) std::fill(grad_weight, grad_weight + weight_size, 0.0f);
+  parallel_for(slices, 1, [&](int64_t first, int64_t last) {
+    const auto buffer = column_buffer(g);
+    for (int64_t slice = first; slice < last; ++slice) {
+      float* slice_grad_weight = slice == 0 || !grad_weight ? grad_weight : partial_weights.data() + (slice - 1) * weight_size;
+      for (int64_t n = s.batch * slice / slices; n < s.batch * (slice + 1) / slices; ++n)
+        for (int64_t group = 0; group < s.groups; ++group) {
+          const int64_t in_offset = (n * s.in_channels + group * g.group_in) * g.in_plane;
+          const float* dy = grad_output + (n * s.out_channels + group * g.group_out) * g.out_plane;
+          const float* w = weight + group * g.group_out * g.col_rows;
+          if (grad_weight) {
+            gemm(g.group_out, g.col_rows, g.out_plane, 1.0f, dy, g.out_plane, 1,
+                 columns(s, g, input + in_offset, buffer.get()), 1, g.out_plane, 1.0f,
+                 slice_grad_weight + group * g.group_out * g.col_rows, g.col_rows);
+          }
+          if (grad_input && g.direct) {
+            gemm(g.group_in, g.in_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
+                 grad_input + in_offset, g.in_plane);
+          } else if (grad_input) {
+            gemm(g.col_rows, g.out_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
+                 buffer.get(), g.out_plane);
+            col2im(s, buffer.get(), g.group_in, grad_input + in_offset);
+          }
+        }
+    }
+  });
+  if (grad_weight && slices > 1) {
+    parallel_for(weight_size, kParallelCopy, [&](int64_t begin, int64_t end) {
+      for (int64_t slice = 1; slice < slices; ++slice) {
+        const float* partial = partial_weights.data() + (slice - 1) * weight_size;
+        for (int64_t i = begin; i < end; ++i) grad_weight[i] += partial[i];
+      }
+    });
+  }
+}
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+
+import fastnn
+from opcheck import check_inputs, check_op, randn
+
+pytestmark = pytest.mark.usefixtures("isa")
+
+
+def check_conv2d(n, c_in, h, w, c_out, kernel, bias=True, **kwargs):
+    """check_op on random arrays; kernel is (KH, KW)."""
+    groups = kwargs.get("groups", 1)
+    x, weight = randn(n, c_in, h, w), randn(c_out, c_in // groups, *kernel)
+    b = randn(c_out) if bias else None
+    out_plane = np.prod(fastnn.ops.conv2d(x, weight, b, **kwargs).shape[2:])
+    # The longest sums: one output (C_in/groups * KH * KW), one weight gradient (N * OH * OW).
+    check_op("conv2d", [x, weight, b], kwargs, reduction=max(c_in // groups * kernel[0] * kernel[1], n * out_plane))
+
+
+# Every stride/padding/dilation combination on an odd, non-square input whose sizes are no
+# multiple of any vector width.
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_stride_padding_dilation(stride, padding, dilation):
+    check_conv2d(2, 3, 9, 11, 5, (3, 3), stride=stride, padding=padding, dilation=dilation)
+
+
+@pytest.mark.parametrize("groups,c_in,c_out", [(1, 4, 6), (2, 4, 6), (4, 4, 4), (3, 3, 6)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_groups(groups, c_in, c_out, bias):  # (4, 4, 4) and (3, 3, 6) are depthwise
+    check_conv2d(2, c_in, 7, 6, c_out, (3, 3), bias=bias, groups=groups, padding=1, stride=(1, 2))
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (5, 5), (1, 3), (3, 1), (2, 4)])
+def test_kernel_sizes(kernel):
+    check_conv2d(2, 3, 8, 9, 4, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+
+
+@pytest.mark.parametrize("n,c_in,h,w,c_out,groups", [(3, 5, 7, 9, 6, 1), (1, 4, 5, 5, 8, 2), (2, 1, 4, 3, 1, 1)])
+def test_pointwise_takes_the_input_as_columns(n, c_in, h, w, c_out, groups):
+    check_conv2d(n, c_in, h, w, c_out, (1, 1), groups=groups)
+
+
+@pytest.mark.parametrize("stride,padding", [(2, 0), (1, 1)])
+def test_pointwise_with_stride_or_padding(stride, padding):
+    check_conv2d(2, 3, 7, 6, 4, (1, 1), stride=stride, padding=padding)
+
+
+@pytest.mark.parametrize("n,c_in,c_out", [(1, 1, 1), (1, 3, 2), (3, 1, 4)])
+def test_single_image_and_channel(n, c_in, c_out):
+    check_conv2d(n, c_in, 5, 7, c_out, (3, 3), padding=1)
+
+
+@pytest.mark.parametrize("kernel,dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1))])
+def test_padding_same_and_valid(kernel, dilation):
+    check_conv2d(2, 3, 7, 8, 4, kernel, padding="same", dilation=dilation)
+    assert fastnn.ops.conv2d(randn(1, 3, 7, 8), randn(4, 3, *kernel), padding="same").shape == (1, 4, 7, 8)
+    check_conv2d(2, 3, 7, 8, 4, kernel, padding="valid", dilation=dilation)
+
+
+def test_kernel_as_large_as_the_padded_input():
+    check_conv2d(2, 2, 3, 4, 3, (5, 4), padding=(1, 0))
+
+
+def test_batch_split_across_threads():
+    # Enough work per image that the batch is split over threads, each summing its own part of
+    # grad_weight; four threads even on a smaller machine.
+    threads = fastnn.get_num_threads()
+    fastnn.set_num_threads(4)
+    try:
+        check_conv2d(9, 16, 18, 18, 16, (3, 3), padding=1)
+        check_conv2d(9, 16, 18, 18, 16, (1, 1))
+    finally:
+        fastnn.set_num_threads(threads)
+
+
+def test_input_layouts():
+    x = np.repeat(randn(1, 4, 6, 7), 3, axis=0)  # equal images, so a broadcast view is tried too
+    args = [x, randn(6, 2, 3, 3), randn(6)]
+    check_inputs("conv2d", args, dict(padding=1, groups=2), batch_axes=[0, None, None])
+    check_inputs("conv2d", [x, randn(5, 4, 1, 1), None], batch_axes=[0, None, None])
+
+
+def test_zero_batch_backward():
+    x, w = randn(0, 3, 5, 5), randn(4, 3, 3, 3)
+    grad_x, grad_w, grad_b = fastnn.ops.conv2d_backward(randn(0, 4, 3, 3), x, w, randn(4))
+    assert grad_x.shape == (0, 3, 5, 5)
+    np.testing.assert_array_equal(grad_w, np.zeros_like(w))
+    np.testing.assert_array_equal(grad_b, np.zeros(4, np.float32))
+
+
+def test_errors_name_the_argument():
+    x, w = randn(2, 4, 6, 6), randn(5, 4, 3, 3)
+    conv = fastnn.ops.conv2d
+    with pytest.raises(ValueError, match=r"input must have shape \(N, C_in, H, W\), got shape \(4, 6, 6\)"):
+        conv(x[0], w)
+    with pytest.raises(ValueError, match="weight must have shape"):
+        conv(x, w[0])
+    with pytest.raises(ValueError, match=r"weight has 3 input channels per group but input has 4 channels \(groups=1\)"):
+        conv(x, randn(5, 3, 3, 3))
+    with pytest.raises(ValueError, match="weight has 4 input channels per group but input has 4 channels .groups=2"):
+        conv(x, randn(6, 4, 3, 3), groups=2)
+    with pytest.raises(ValueError, match="groups=3 must divide the input's 4 channels"):
+        conv(x, randn(6, 1, 3, 3), groups=3)
+    with pytest.raises(ValueError, match="groups=2 must divide weight's 5 output channels"):
+        conv(x, randn(5, 2, 3, 3), groups=2)
+    with pytest.raises(ValueError, match="groups must be >= 1, got 0"):
+        conv(x, w, groups=0)
+    with pytest.raises(ValueError, match=r"stride must be >= 1, got \(1, 0\)"):
+        conv(x, w, stride=(1, 0))
+    with pytest.raises(ValueError, match=r"dilation must be >= 1, got \(0, 0\)"):
+        conv(x, w, dilation=0)
+    with pytest.raises(ValueError, match=r"padding must be >= 0, got \(-1, -1\)"):
+        conv(x, w, padding=-1)
+    with pytest.raises(ValueError, match="padding must be 'valid', 'same' or a pair of ints, got 'full'"):
+        conv(x, w, padding="full")
+    with pytest.raises(ValueError, match=r"padding='same' needs stride 1, got stride \(2, 2\)"):
+        conv(x, w, padding="same", stride=2)
+    with pytest.raises(ValueError, match="stride must be an int or a pair of ints"):
+        conv(x, w, stride=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"dilated kernel height 7 \(dilation 3 \* \(3 - 1\) \+ 1\) exceeds padded "
+                                         r"input height 6 \(6 \+ padding 0\)"):
+        conv(x, w, dilation=(3, 1))
+    with pytest.raises(ValueError, match="dilated kernel width 9 .* exceeds padded input width 8"):
+        conv(x, randn(5, 4, 3, 9), padding=1)
+    with pytest.raises(ValueError, match="weight must have a kernel of at least 1x1, got 0x3"):
+        conv(x, randn(5, 4, 0, 3))
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\), got \(4,\)"):
+        conv(x, w, randn(4))
+    with pytest.raises(ValueError, match=r"grad_output must have shape \(2, 5, 4, 4\) \(the output of conv2d\), "
+                                         r"got \(2, 5, 6, 6\)"):
+        fastnn.ops.conv2d_backward(randn(2, 5, 6, 6), x, w)
+    with pytest.raises(TypeError, match="input must be float32, got float64"):
+        conv(x.astype(np.float64), w)
+
+
+def test_binding_checks_layout_itself():
+    # _C is safe to call directly: a non-contiguous array is refused, not misread.
+    x, w = randn(2, 4, 6, 6), randn(5, 4, 3, 3)
+    with pytest.raises(ValueError, match="input must be C-contiguous"):
+        fastnn._C.conv2d(np.asfortranarray(x), w)
+    with pytest.raises(TypeError, match="weight must be float32"):
+        fastnn._C.conv2d(x, w.astype(np.float64))
+    with pytest.raises(ValueError, match="grad_output must be C-contiguous"):
+        fastnn._C.conv2d_backward(fastnn.ops.conv2d(x, w)[..., ::2], x, w, False)
