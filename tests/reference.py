@@ -3,6 +3,8 @@
 Written to be obviously right rather than fast. Each `<op>_backward(grad_output, *arrays,
 **kwargs)` returns one gradient per array argument of `<op>`, like fastnn.ops.
 """
+import math
+
 import numpy as np
 
 
@@ -88,6 +90,64 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 
 
 # ---- activations: relu, leaky_relu, sigmoid, tanh, gelu ----
+
+def relu(input):
+    x = f64(input)
+    return np.where(x > 0, x, 0.0)
+
+
+def relu_backward(grad_output, input):
+    return (np.where(f64(input) > 0, f64(grad_output), 0.0),)  # relu'(0) = 0, as torch
+
+
+def leaky_relu(input, negative_slope=0.01):
+    x = f64(input)
+    return np.where(x > 0, x, negative_slope * x)
+
+
+def leaky_relu_backward(grad_output, input, negative_slope=0.01):
+    return (f64(grad_output) * np.where(f64(input) > 0, 1.0, negative_slope),)  # leaky'(0) = slope
+
+
+def sigmoid(input):
+    with np.errstate(over="ignore"):  # exp(-x) = inf gives the right limit 0
+        return 1 / (1 + np.exp(-f64(input)))
+
+
+def sigmoid_backward(grad_output, input):
+    # s (1 - s) with 1 - sigmoid(x) = sigmoid(-x), exact in both tails.
+    return (f64(grad_output) * sigmoid(input) * sigmoid(-f64(input)),)
+
+
+def tanh(input):
+    return np.tanh(f64(input))
+
+
+def tanh_backward(grad_output, input):
+    with np.errstate(over="ignore"):  # cosh = inf gives the right limit 0
+        return (f64(grad_output) / np.cosh(f64(input)) ** 2,)
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+_GELU_C = np.sqrt(2 / np.pi)
+
+
+def gelu(input, approximate="none"):
+    x = f64(input)
+    if approximate == "tanh":
+        # 0.5 x (1 + tanh(u)) = x sigmoid(2u): the same function, without float64's
+        # cancellation of 1 + tanh(u) for x << 0.
+        return x * sigmoid(2 * _GELU_C * (x + 0.044715 * x ** 3))
+    return 0.5 * x * _erfc(-x / np.sqrt(2))  # x Phi(x); erfc keeps the negative tail exact
+
+
+def gelu_backward(grad_output, input, approximate="none"):
+    g, x = f64(grad_output), f64(input)
+    if approximate == "tanh":
+        v = 2 * _GELU_C * (x + 0.044715 * x ** 3)
+        dv = 2 * _GELU_C * (1 + 3 * 0.044715 * x ** 2)
+        return (g * (sigmoid(v) + x * sigmoid(v) * sigmoid(-v) * dv),)
+    return (g * (0.5 * _erfc(-x / np.sqrt(2)) + x * np.exp(-x ** 2 / 2) / np.sqrt(2 * np.pi)),)
 
 
 # ---- softmax, log_softmax, nll_loss, cross_entropy ----

@@ -1,7 +1,127 @@
+#include "fastnn/activation.h"
+
+#include <string>
+
 #include "bindings/common.h"
 
 namespace fastnn::bindings {
+namespace {
 
-void bind_activation(py::module_&) {}
+// Activations are elementwise and take any shape, so the rank check is the array's own rank.
+Shape check_any_shape(const py::array& a, const char* op, const char* name) {
+  return check_float(a, op, name, {int(a.ndim())}, "(any shape)");
+}
+
+void check_input_shape(const py::array& a, const Shape& input_shape, const char* op, const char* name) {
+  Shape s = check_any_shape(a, op, name);
+  if (s != input_shape)
+    value_error(op, ": ", name, " must have the input's shape ", shape_str(input_shape), ", got ", shape_str(s));
+}
+
+// kernel(n, x, y) on a new array y shaped like x.
+template <class Kernel>
+py::array forward(const char* op, const py::array& x, Kernel kernel) {
+  Shape s = check_any_shape(x, op, "input");
+  auto y = new_array(s);
+  const float* in = data_of(x);
+  float* out = data_of(y);
+  {
+    py::gil_scoped_release release;
+    kernel(product(s), in, out);
+  }
+  return y;
+}
+
+// (grad_input,) from kernel(n, grad_y, x, grad_x).
+template <class Kernel>
+py::tuple backward(const char* op, const py::array& grad_y, const py::array& x, Kernel kernel) {
+  Shape s = check_any_shape(x, op, "input");
+  check_input_shape(grad_y, s, op, "grad_output");
+  auto grad_x = new_array(s);
+  const float *g = data_of(grad_y), *in = data_of(x);
+  float* out = data_of(grad_x);
+  {
+    py::gil_scoped_release release;
+    kernel(product(s), g, in, out);
+  }
+  return py::make_tuple(grad_x);
+}
+
+// The forward's output when the caller kept it (checked against the input's shape), else null.
+const float* saved_output(const py::object& saved, const py::array& x, const char* op) {
+  if (saved.is_none()) return nullptr;
+  py::array y = saved.cast<py::array>();
+  check_input_shape(y, shape_of(x), op, "saved");
+  return data_of(y);
+}
+
+bool gelu_tanh_approximation(const std::string& approximate, const char* op) {
+  if (approximate != "none" && approximate != "tanh")
+    value_error(op, ": approximate must be 'none' or 'tanh', got '", approximate, "'");
+  return approximate == "tanh";
+}
+
+}  // namespace
+
+void bind_activation(py::module_& m) {
+  m.def("relu", [](const py::array& x) { return forward("relu", x, cpu::relu); }, py::arg("input"));
+  m.def("relu_backward",
+        [](const py::array& g, const py::array& x) { return backward("relu_backward", g, x, cpu::relu_backward); },
+        py::arg("grad_output"), py::arg("input"));
+
+  m.def(
+      "leaky_relu",
+      [](const py::array& x, float slope) {
+        return forward("leaky_relu", x, [=](int64_t n, const float* in, float* out) { cpu::leaky_relu(n, in, slope, out); });
+      },
+      py::arg("input"), py::arg("negative_slope") = 0.01f);
+  m.def(
+      "leaky_relu_backward",
+      [](const py::array& g, const py::array& x, float slope) {
+        return backward("leaky_relu_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
+          cpu::leaky_relu_backward(n, gy, in, slope, gx);
+        });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("negative_slope") = 0.01f);
+
+  m.def("sigmoid", [](const py::array& x) { return forward("sigmoid", x, cpu::sigmoid); }, py::arg("input"));
+  m.def(
+      "sigmoid_backward",
+      [](const py::array& g, const py::array& x, const py::object& saved) {
+        const float* y = saved_output(saved, x, "sigmoid_backward");
+        return backward("sigmoid_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
+          cpu::sigmoid_backward(n, gy, in, y, gx);
+        });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+
+  m.def("tanh", [](const py::array& x) { return forward("tanh", x, cpu::tanh); }, py::arg("input"));
+  m.def(
+      "tanh_backward",
+      [](const py::array& g, const py::array& x, const py::object& saved) {
+        const float* y = saved_output(saved, x, "tanh_backward");
+        return backward("tanh_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
+          cpu::tanh_backward(n, gy, in, y, gx);
+        });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+
+  m.def(
+      "gelu",
+      [](const py::array& x, const std::string& approximate) {
+        const bool tanh = gelu_tanh_approximation(approximate, "gelu");
+        return forward("gelu", x, [=](int64_t n, const float* in, float* out) { cpu::gelu(n, in, tanh, out); });
+      },
+      py::arg("input"), py::arg("approximate") = "none");
+  m.def(
+      "gelu_backward",
+      [](const py::array& g, const py::array& x, const std::string& approximate) {
+        const bool tanh = gelu_tanh_approximation(approximate, "gelu_backward");
+        return backward("gelu_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
+          cpu::gelu_backward(n, gy, in, tanh, gx);
+        });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("approximate") = "none");
+}
 
 }  // namespace fastnn::bindings

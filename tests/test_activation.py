@@ -1,0 +1,160 @@
+import functools
+
+import numpy as np
+import pytest
+
+import fastnn
+import reference
+from opcheck import check_inputs, check_op, randn
+
+pytestmark = pytest.mark.usefixtures("isa")
+
+# 0-d, size 1, sizes off every ISA's vector width (16, 8, 4), and 3-D / 4-D.
+SHAPES = [(), (1,), (7,), (17,), (31,), (33,), (1000,), (3, 5, 7), (2, 3, 4, 5)]
+OPS = [("relu", {}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 0.2}), ("sigmoid", {}),
+       ("tanh", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"})]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_op(name, kwargs, shape):
+    # low=0.05 keeps the finite differences of relu / leaky_relu off the kink at 0.
+    check_op(name, [randn(*shape, low=0.05)], kwargs)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_backward_from_saved_output(name):
+    x = randn(3, 33)
+    check_op(name, [x], saved=getattr(fastnn.ops, name)(x))
+
+
+def test_gradient_at_the_kink():
+    zero, g = np.zeros(5, np.float32), np.full(5, 3.0, np.float32)
+    np.testing.assert_array_equal(fastnn.ops.relu_backward(g, zero)[0], 0.0)
+    np.testing.assert_array_equal(fastnn.ops.leaky_relu_backward(g, zero, negative_slope=0.25)[0], 0.75)
+
+
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_input_layouts(name, kwargs):
+    check_inputs(name, [randn(4, 6)], kwargs, batch_axes=[0])
+
+
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_backward_input_layouts(name, kwargs):
+    backward = getattr(fastnn.ops, name + "_backward")
+    g, x = randn(6, 5), randn(6, 5)
+    expected = backward(g, x, **kwargs)[0]
+    np.testing.assert_array_equal(backward(np.asfortranarray(g), np.repeat(x, 2, axis=1)[:, ::2], **kwargs)[0], expected)
+    assert backward(g[:0], x[:0], **kwargs)[0].shape == (0, 5)
+    with pytest.raises(TypeError, match="grad_output must be float32"):
+        backward(g.astype(np.float64), x, **kwargs)
+
+
+def test_errors_name_the_argument():
+    x = randn(3, 4)
+    with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'x'"):
+        fastnn.ops.gelu(x, approximate="x")
+    with pytest.raises(ValueError, match="gelu_backward: approximate must be 'none' or 'tanh', got 'erf'"):
+        fastnn.ops.gelu_backward(x, x, approximate="erf")
+    with pytest.raises(ValueError, match=r"relu_backward: grad_output must have the input's shape \(3, 4\), "
+                                         r"got \(4, 3\)"):
+        fastnn.ops.relu_backward(randn(4, 3), x)
+    with pytest.raises(ValueError, match=r"tanh_backward: saved must have the input's shape \(3, 4\), got \(12,\)"):
+        fastnn.ops.tanh_backward(x, x, saved=randn(12))
+    with pytest.raises(TypeError, match="sigmoid_backward: saved must be float32"):
+        fastnn.ops.sigmoid_backward(x, x, saved=x.astype(np.float64))
+
+
+def test_compiled_module_checks_its_inputs():
+    # _C is safe to call directly: wrong dtype or layout raises instead of reading garbage.
+    x = randn(4, 6)
+    with pytest.raises(TypeError, match="sigmoid: input must be float32"):
+        fastnn._C.sigmoid(x.astype(np.float64))
+    with pytest.raises(ValueError, match="tanh: input must be C-contiguous"):
+        fastnn._C.tanh(x.T)
+    with pytest.raises(ValueError, match="relu_backward: grad_output must be C-contiguous"):
+        fastnn._C.relu_backward(x[:, ::2], x[:, :3].copy())
+
+
+# ---- accuracy over a dense sweep, against float64, on every ISA ----
+
+def _sweep():
+    tiny = np.geomspace(1e-45, 1e-3, 2000)
+    special = [0.0, -0.0, 0.625, -0.625, 88.0, 89.0, 104.0, -104.0, 1e10, -1e10, 3e38, -3e38, np.inf, -np.inf]
+    return np.concatenate([np.linspace(-20, 20, 100_001), tiny, -tiny, special]).astype(np.float32)
+
+
+SWEEP = _sweep()
+
+
+@functools.cache
+def _expected(name, approximate):
+    kwargs = {} if approximate is None else {"approximate": approximate}
+    with np.errstate(invalid="ignore"):  # gelu(-inf) = -inf * 0 is NaN, as in torch
+        forward = getattr(reference, name)(SWEEP, **kwargs)
+        backward = getattr(reference, name + "_backward")(np.ones_like(SWEEP), SWEEP, **kwargs)[0]
+    return forward, backward
+
+
+def ulp_error(actual, expected):
+    """|actual - expected| in units of the float32 spacing at `expected` (NaN matching NaN and
+    equal infinities count as exact)."""
+    exact = (np.isnan(actual) & np.isnan(expected)) | (actual == expected)
+    spacing = np.spacing(np.abs(expected.astype(np.float32))).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(exact, 0.0, np.abs(actual - expected) / spacing)
+
+
+def assert_ulp(label, actual, expected, bound):
+    err = ulp_error(actual, expected)
+    worst = int(np.argmax(err))
+    assert err[worst] <= bound, (f"{label}: {err[worst]:.3g} ULP at x={SWEEP[worst]!r} (got {actual[worst]!r}, "
+                                 f"expected {expected[worst]!r}); {np.sum(err > bound)} values over {bound}")
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_exp_based_ops_within_3_ulp(name):
+    forward, backward = _expected(name, None)
+    assert_ulp(name, getattr(fastnn.ops, name)(SWEEP), forward, 3)
+    # f'(x) is formed from exp(-|x|) without a 1 - f(x)^2 cancellation: relative accuracy in the tails.
+    assert_ulp(name + "_backward", getattr(fastnn.ops, name + "_backward")(np.ones_like(SWEEP), SWEEP)[0],
+               backward, 5)
+
+
+def test_gelu_exact_within_1_ulp():
+    forward, backward = _expected("gelu", "none")
+    assert_ulp("gelu", fastnn.ops.gelu(SWEEP), forward, 1)
+    grad = fastnn.ops.gelu_backward(np.ones_like(SWEEP), SWEEP)[0]
+    np.testing.assert_allclose(grad, backward, rtol=0, atol=2 ** -23)  # values in [-0.17, 1.13]
+
+
+def test_gelu_tanh_within_3_ulp_plus_conditioning():
+    # In the negative tail gelu_tanh(x) ~ x exp(-1.6 x - 0.07 x^3) is ill-conditioned: rounding
+    # the exponent to float moves the result by ~cond ULP, cond = |x f'(x) / f(x)| (~200 at x = -9).
+    # The bound is 3 ULP plus 3 * cond ULP, the effect of a few-ULP change of x.
+    forward, backward = _expected("gelu", "tanh")
+    with np.errstate(all="ignore"):
+        cond = np.nan_to_num(np.abs(SWEEP * backward / forward), nan=0.0)
+    err = ulp_error(fastnn.ops.gelu(SWEEP, approximate="tanh"), forward)
+    worst = int(np.argmax(err / (1 + cond)))
+    assert err[worst] <= 3 * (1 + cond[worst]), f"gelu tanh: {err[worst]:.3g} ULP at x={SWEEP[worst]!r}"
+    assert np.max(err[SWEEP >= 0]) <= 3  # well-conditioned there
+    grad = fastnn.ops.gelu_backward(np.ones_like(SWEEP), SWEEP, approximate="tanh")[0]
+    finite = np.isfinite(SWEEP)  # at +-inf the reference's x * sigmoid'(v) is inf * 0 = NaN
+    np.testing.assert_allclose(grad[finite], backward[finite], rtol=0, atol=3e-7)  # values in [-0.13, 1.13]
+
+
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_nan_propagates(name, kwargs):
+    x = np.array([np.nan, 1.0, -np.nan], np.float32)
+    out = getattr(fastnn.ops, name)(x, **kwargs)
+    assert np.isnan(out[0]) and np.isnan(out[2]) and not np.isnan(out[1])
+
+
+def test_large_arrays_split_across_threads():
+    # Above 2 x 16K elements every thread gets a slice; slice edges fall off the vector width.
+    x = randn(3 * (1 << 14) + 5)
+    for name, kwargs in OPS:
+        expected = getattr(reference, name)(x, **kwargs)
+        np.testing.assert_allclose(getattr(fastnn.ops, name)(x, **kwargs), expected, rtol=1e-6, atol=1e-7,
+                                   err_msg=name)
