@@ -5,6 +5,17 @@ arrays where every op has a matching `<op>_backward`.
 """
 from . import _C, ops
 from ._C import get_num_threads, set_num_threads
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .random import manual_seed
+from .tensor import (Tensor, arange, as_tensor, device, empty, from_numpy, full, ones, ones_like, rand, randint,
+                     randn, tensor, zeros, zeros_like)
+from . import nn
+from . import data, datasets, optim
+from .serialization import load, save
+# Last: torch's names float, bool, sum, max, ... shadow the builtins in this module from here on.
+from .dtypes import *  # noqa: F401,F403,E402
+from .tensor_functions import *  # noqa: F401,F403,E402
+from . import dtypes as _dtypes, tensor_functions as _tensor_functions  # noqa: E402
 
 __version__ = _C.__version__
 
@@ -19,4 +30,7 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
-__all__ = ["build_info", "get_num_threads", "set_num_threads", "ops", "__version__"]
+__all__ = ["build_info", "get_num_threads", "set_num_threads", "ops", "__version__", "enable_grad",
+           "is_grad_enabled", "no_grad", "set_grad_enabled", "manual_seed", "Tensor", "arange", "as_tensor", "device",
+           "empty", "from_numpy", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros",
+           "zeros_like", "nn", "data", "datasets", "optim", "load", "save"] + _dtypes.__all__ + _tensor_functions.__all__

@@ -1,0 +1,912 @@
+"""fastnn.Tensor: an array plus autograd, with PyTorch's names and semantics.
+
+The backing array lives in `_data` (a numpy.ndarray on the CPU; a cupy.ndarray will slot in
+for CUDA) and all glue below goes through `self._xp`, so NumPy and CuPy share this code.
+Elementwise, shape and indexing ops are Function nodes written here in NumPy; kernel ops
+(conv2d, linear, pooling, activations, losses) live in fastnn.nn.functional.
+"""
+import collections
+import numbers
+
+import numpy as np
+
+from . import autograd
+from .autograd import Function
+from .dtypes import float32, float64, int32, int64
+from .random import generator
+
+
+def array_module(array):
+    """numpy for CPU arrays and scalars, cupy for CUDA arrays: the one place glue code picks
+    its library."""
+    if not hasattr(array, "__cuda_array_interface__"):
+        return np
+    import cupy
+    return cupy
+
+
+class device:
+    """torch.device look-alike; only "cpu" exists for now."""
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        type, _, number = str(type).partition(":")
+        if type != "cpu":
+            raise RuntimeError(f"fastnn: device {type!r} is not supported yet; only 'cpu' is")
+        self.type, self.index = type, int(number) if number else index
+
+    def __eq__(self, other):
+        return str(self) == str(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type={self.type!r})"
+
+
+_CPU = device("cpu")
+
+
+def _as_array(data, dtype=None, copy=False):
+    """An ndarray for `data`. Python floats become float32 (PyTorch's default dtype); arrays
+    keep their dtype unless `dtype` is given."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if isinstance(data, np.ndarray):
+        array = data
+    else:
+        array = np.asarray(data)
+        if dtype is None and array.dtype == np.float64:
+            array = array.astype(np.float32)
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return array.copy() if copy and array is data else array
+
+
+def _unwrap(value):
+    return value._data if isinstance(value, Tensor) else value
+
+
+def _shape(size):
+    """(2, 3) from zeros(2, 3), zeros((2, 3)) or zeros([2, 3])."""
+    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
+        return tuple(int(n) for n in size[0])
+    return tuple(int(n) for n in size)
+
+
+def _dims(dim, ndim):
+    """dim (int, tuple or None for all) as a tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    return tuple(int(d) % max(ndim, 1) for d in dims)
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it and differentiate them."""
+
+    __slots__ = ("_data", "requires_grad", "grad", "_node", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad=False):
+        self._data = _as_array(data)
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None
+
+    @staticmethod
+    def _make(array, node=None):
+        """Wraps an op's result without __init__'s conversions (the hot path)."""
+        if isinstance(array, np.generic):
+            array = np.asarray(array)
+        t = object.__new__(Tensor)
+        t._data, t.requires_grad, t.grad, t._node = array, node is not None, None, node
+        return t
+
+    # ---- properties ----
+
+    @property
+    def _xp(self):
+        return array_module(self._data)
+
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def device(self):
+        return _CPU
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def data(self):
+        """The same storage as a Tensor outside the graph (writes go to this tensor)."""
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value):
+        self._data = _as_array(value)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        return self._data.size
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # ---- conversion ----
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.item()
+
+    def numpy(self):
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if not np.issubdtype(self.dtype, np.integer):
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.item())
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if spec and self._data.size == 1 else format(repr(self), spec)
+
+    def __repr__(self):
+        body = np.array2string(np.asarray(self._data), separator=", ", prefix="tensor(")
+        extras = "" if self.dtype in (float32, int64, np.dtype(bool)) else f", dtype={self.dtype}"
+        if self._node is not None:
+            extras += f", grad_fn=<{self._node.name}Backward>"
+        elif self.requires_grad:
+            extras += ", requires_grad=True"
+        return f"tensor({body}{extras})"
+
+    __hash__ = object.__hash__  # __eq__ is elementwise; tensors stay usable as dict keys
+
+    def to(self, *args, **kwargs):
+        """to(device), to(dtype), to(device, dtype) or to(other_tensor); a no-op when nothing changes."""
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        result = self
+        for arg in list(args) + list(kwargs.values()):
+            if isinstance(arg, Tensor):
+                result = result.type(arg.dtype)
+            elif isinstance(arg, (str, device)):
+                device(arg)
+            elif arg is not None:
+                result = result.type(arg)
+        return result
+
+    def cpu(self):
+        return self
+
+    def type(self, dtype):
+        """This tensor cast to `dtype`; differentiable between float types."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if not np.issubdtype(dtype, np.floating):
+            return Tensor._make(self._data.astype(dtype))
+        return Cast.apply(self, dtype=dtype)
+
+    def float(self):
+        return self.type(float32)
+
+    def double(self):
+        return self.type(float64)
+
+    def long(self):
+        return self.type(int64)
+
+    def int(self):
+        return self.type(int32)
+
+    # ---- graph ----
+
+    def backward(self, gradient=None, retain_graph=False):
+        autograd.backward(self, gradient, retain_graph)
+
+    def detach(self):
+        return Tensor._make(self._data)
+
+    def requires_grad_(self, requires_grad=True):
+        if self._node is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def clone(self):
+        return Clone.apply(self)
+
+    def contiguous(self):
+        return self if self._data.flags.c_contiguous else self.clone()
+
+    # ---- in-place (optimizers, initialization; outside the graph) ----
+
+    def _check_inplace(self):
+        if autograd._grad_enabled and self.requires_grad:
+            what = "a leaf Variable that requires grad" if self._node is None else "a tensor in the autograd graph"
+            raise RuntimeError(f"{what} is being used in an in-place operation (wrap it in fastnn.no_grad()).")
+
+    def zero_(self):
+        self._check_inplace()
+        self._data[...] = 0
+        return self
+
+    def fill_(self, value):
+        self._check_inplace()
+        self._data[...] = _unwrap(value)
+        return self
+
+    def copy_(self, src):
+        self._check_inplace()
+        self._xp.copyto(self._data, _unwrap(src), casting="unsafe")
+        return self
+
+    def add_(self, other, alpha=1):
+        self._check_inplace()
+        other = _unwrap(other)
+        self._data += other if alpha == 1 else alpha * other
+        return self
+
+    def sub_(self, other, alpha=1):
+        return self.add_(other, alpha=-alpha)
+
+    def mul_(self, other):
+        self._check_inplace()
+        self._data *= _unwrap(other)
+        return self
+
+    def div_(self, other):
+        self._check_inplace()
+        self._data /= _unwrap(other)
+        return self
+
+    def clamp_(self, min=None, max=None):
+        self._check_inplace()
+        self._xp.clip(self._data, min, max, out=self._data)
+        return self
+
+    def normal_(self, mean=0.0, std=1.0):
+        self._check_inplace()
+        self._data[...] = generator().standard_normal(self.shape, dtype=np.float32) * std + mean
+        return self
+
+    def uniform_(self, a=0.0, b=1.0):
+        self._check_inplace()
+        self._data[...] = generator().random(self.shape, dtype=np.float32) * (b - a) + a
+        return self
+
+    def _records_with(self, other):
+        return autograd._grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+
+    # `x += y` in a graph stays out of place (a correct gradient, as PyTorch's in-place op gives);
+    # outside one it writes in place, so `p -= lr * p.grad` under no_grad updates the parameter.
+    def __iadd__(self, other):
+        if self._records_with(other):
+            return self + other
+        self._data += _unwrap(other)
+        return self
+
+    def __isub__(self, other):
+        if self._records_with(other):
+            return self - other
+        self._data -= _unwrap(other)
+        return self
+
+    def __imul__(self, other):
+        if self._records_with(other):
+            return self * other
+        self._data *= _unwrap(other)
+        return self
+
+    def __itruediv__(self, other):
+        if self._records_with(other):
+            return self / other
+        self._data /= _unwrap(other)
+        return self
+
+    # ---- arithmetic ----
+
+    def __add__(self, other):
+        return Add.apply(self, other)
+
+    def __radd__(self, other):
+        return Add.apply(other, self)
+
+    def __sub__(self, other):
+        return Sub.apply(self, other)
+
+    def __rsub__(self, other):
+        return Sub.apply(other, self)
+
+    def __mul__(self, other):
+        return Mul.apply(self, other)
+
+    def __rmul__(self, other):
+        return Mul.apply(other, self)
+
+    def __truediv__(self, other):
+        return Div.apply(self, other)
+
+    def __rtruediv__(self, other):
+        return Div.apply(other, self)
+
+    def __pow__(self, other):
+        return Pow.apply(self, other)
+
+    def __rpow__(self, other):
+        return Pow.apply(other, self)
+
+    def __matmul__(self, other):
+        return MatMul.apply(self, other)
+
+    def __rmatmul__(self, other):
+        return MatMul.apply(other, self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def add(self, other, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def matmul(self, other):
+        return self @ other
+
+    def neg(self):
+        return -self
+
+    def exp(self):
+        return Exp.apply(self)
+
+    def log(self):
+        return Log.apply(self)
+
+    def sqrt(self):
+        return Sqrt.apply(self)
+
+    def abs(self):
+        return Abs.apply(self)
+
+    def clamp(self, min=None, max=None):
+        return Clamp.apply(self, min=min, max=max)
+
+    # ---- comparisons (no gradient) ----
+
+    def _compare(self, other, op):
+        return Tensor._make(op(self._data, _unwrap(other)))
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    # ---- reductions ----
+
+    def sum(self, dim=None, keepdim=False):
+        return Sum.apply(self, dims=_dims(dim, self.ndim), keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return Mean.apply(self, dims=_dims(dim, self.ndim), keepdim=keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        """The largest element, or with `dim` a (values, indices) pair as in PyTorch."""
+        if dim is None:
+            return Max.apply(self)
+        indices = self._xp.argmax(self._data, axis=dim, keepdims=True)
+        values = TakeAlongDim.apply(self, indices, dim=dim)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return MaxResult(values, Tensor._make(indices))
+
+    def min(self, dim=None, keepdim=False):
+        if dim is None:
+            return -(-self).max()
+        values, indices = (-self).max(dim, keepdim)
+        return MaxResult(-values, indices)
+
+    def argmax(self, dim=None, keepdim=False):
+        return Tensor._make(self._xp.argmax(self._data, axis=dim, keepdims=keepdim))
+
+    def argmin(self, dim=None, keepdim=False):
+        return Tensor._make(self._xp.argmin(self._data, axis=dim, keepdims=keepdim))
+
+    # ---- shape ----
+
+    def reshape(self, *shape):
+        return Reshape.apply(self, shape=_shape(shape))
+
+    view = reshape
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
+
+    def squeeze(self, dim=None):
+        dims = [d for d in _dims(dim, self.ndim) if self.shape[d] == 1]
+        return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in dims))
+
+    def unsqueeze(self, dim):
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def permute(self, *dims):
+        return Permute.apply(self, dims=_shape(dims))
+
+    def transpose(self, dim0, dim1):
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return self.permute(*dims)
+
+    def t(self):
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    def expand(self, *sizes):
+        sizes = _shape(sizes)
+        shape = tuple(old if new == -1 else new for old, new in zip((1,) * (len(sizes) - self.ndim) + self.shape, sizes))
+        return Expand.apply(self, shape=shape)
+
+    def __getitem__(self, index):
+        return Index.apply(self, index=_index_arrays(index))
+
+    def __setitem__(self, index, value):
+        self._check_inplace()
+        self._data[_index_arrays(index)] = _unwrap(value)
+
+
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+
+
+def _index_arrays(index):
+    """An index with Tensors and lists replaced by arrays, as NumPy indexing takes it."""
+    if isinstance(index, tuple):
+        return tuple(_index_arrays(i) for i in index)
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _has_integer_array(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "dtype") and i.dtype.kind in "iu" and i.ndim > 0 for i in items)
+
+
+# ---- Function nodes for the glue ops (NumPy/CuPy; broadcasting is undone by autograd) ----
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        return grad, -grad if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.saved
+        need_a, need_b = self.needs_input_grad
+        return grad * b if need_a else None, grad * a if need_b else None
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a / b
+
+    def backward(self, grad):
+        a, b = self.saved
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad / b if need_a else None
+        return grad_a, -grad * a / (b * b) if need_b else None
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        out = a ** b
+        self.saved = (a, b, out)
+        return out
+
+    def backward(self, grad):
+        a, b, out = self.saved
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad * b * a ** (b - 1) if need_a else None
+        return grad_a, grad * out * array_module(out).log(a) if need_b else None
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Exp(Function):
+    def forward(self, a):
+        out = array_module(a).exp(a)
+        self.saved = out
+        return out
+
+    def backward(self, grad):
+        return (grad * self.saved,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.saved = a
+        return array_module(a).log(a)
+
+    def backward(self, grad):
+        return (grad / self.saved,)
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        out = array_module(a).sqrt(a)
+        self.saved = out
+        return out
+
+    def backward(self, grad):
+        return (grad / (2 * self.saved),)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.saved = a
+        return array_module(a).abs(a)
+
+    def backward(self, grad):
+        return (grad * array_module(grad).sign(self.saved),)
+
+
+class Clamp(Function):
+    def forward(self, a, min, max):
+        out = array_module(a).clip(a, min, max)
+        self.saved = (a, out)
+        return out
+
+    def backward(self, grad):
+        a, out = self.saved
+        return (grad * (a == out),)
+
+
+class Cast(Function):
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, grad):
+        return (grad.astype(self.dtype),)
+
+
+class Clone(Function):
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, grad):
+        return (grad,)
+
+
+class MatMul(Function):
+    """a @ b with NumPy's rules; 2-D, batched 3-D and (B, M, K) @ (K, N) float32 products use
+    the fastnn GEMM kernel, anything else (vectors, 4-D, other dtypes) NumPy's."""
+
+    def forward(self, a, b):
+        self.saved = (a, b)
+        if self._uses_kernel(a, b):
+            return _ops().matmul(a, b)
+        return a @ b
+
+    @staticmethod
+    def _uses_kernel(a, b):
+        shapes_fit = (a.ndim == 2 and b.ndim == 2) or (a.ndim == 3 and (b.ndim == 2 or (b.ndim == 3 and len(b) == len(a))))
+        return shapes_fit and isinstance(a, np.ndarray) and a.dtype == float32 and b.dtype == float32
+
+    def backward(self, grad):
+        a, b = self.saved
+        if self._uses_kernel(a, b):
+            return _ops().matmul_backward(grad, a, b)
+        xp = array_module(grad)
+        # Vectors act as a row (a) or a column (b), as in NumPy; their axis is dropped again after.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = xp.expand_dims(g2, -2 if b.ndim > 1 else 0)
+        if b.ndim == 1:
+            g2 = xp.expand_dims(g2, -1)
+        grad_a = g2 @ xp.swapaxes(b2, -1, -2)
+        grad_b = xp.swapaxes(a2, -1, -2) @ g2
+        return grad_a[..., 0, :] if a.ndim == 1 else grad_a, grad_b[..., 0] if b.ndim == 1 else grad_b
+
+
+def _ops():
+    from . import ops  # the compiled kernels; imported on first use so this module loads without them
+    return ops
+
+
+class Sum(Function):
+    def forward(self, a, dims, keepdim):
+        self.shape, self.dims, self.keepdim = a.shape, dims, keepdim
+        return a.sum(axis=dims, keepdims=keepdim)
+
+    def backward(self, grad):
+        xp = array_module(grad)
+        if not self.keepdim:
+            grad = xp.expand_dims(grad, self.dims)
+        return (xp.broadcast_to(grad, self.shape),)
+
+
+class Mean(Sum):
+    def forward(self, a, dims, keepdim):
+        self.count = int(np.prod([a.shape[d] for d in dims]))
+        total = super().forward(a, dims, keepdim)
+        return total / total.dtype.type(self.count) if total.dtype.kind == "f" else total / self.count
+
+    def backward(self, grad):
+        return super().backward(grad / grad.dtype.type(self.count))
+
+
+class Max(Function):
+    """The maximum of all elements; the gradient is shared evenly between ties, as in PyTorch."""
+
+    def forward(self, a):
+        out = a.max()
+        self.saved = (a, out)
+        return out
+
+    def backward(self, grad):
+        a, out = self.saved
+        mask = a == out
+        return (mask * (grad / mask.sum()).astype(grad.dtype),)
+
+
+class TakeAlongDim(Function):
+    def forward(self, a, indices, dim):
+        self.shape, self.dim, self.saved = a.shape, dim, indices
+        return array_module(a).take_along_axis(a, indices, axis=dim)
+
+    def backward(self, grad):
+        xp = array_module(grad)
+        full = xp.zeros(self.shape, dtype=grad.dtype)
+        xp.put_along_axis(full, self.saved, grad, axis=self.dim)
+        return full, None
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, grad):
+        return (grad.reshape(self.shape),)
+
+
+class Permute(Function):
+    def forward(self, a, dims):
+        self.dims = dims
+        return a.transpose(dims)
+
+    def backward(self, grad):
+        return (grad.transpose(np.argsort(self.dims)),)
+
+
+class Expand(Function):
+    def forward(self, a, shape):
+        return array_module(a).broadcast_to(a, shape)
+
+    def backward(self, grad):
+        return (grad,)
+
+
+class Index(Function):
+    def forward(self, a, index):
+        self.shape, self.index = a.shape, index
+        return a[index]
+
+    def backward(self, grad):
+        xp = array_module(grad)
+        full = xp.zeros(self.shape, dtype=grad.dtype)
+        if _has_integer_array(self.index):
+            xp.add.at(full, self.index, grad)  # an index may repeat: every occurrence adds
+        else:
+            full[self.index] = grad
+        return (full,)
+
+
+class Concatenate(Function):
+    def forward(self, *arrays, dim):
+        self.dim = dim
+        self.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1]
+        return array_module(arrays[0]).concatenate(arrays, axis=dim)
+
+    def backward(self, grad):
+        return tuple(array_module(grad).split(grad, self.splits, axis=self.dim))
+
+
+class Stack(Function):
+    def forward(self, *arrays, dim):
+        self.dim = dim % (arrays[0].ndim + 1)
+        return array_module(arrays[0]).stack(arrays, axis=dim)
+
+    def backward(self, grad):
+        return tuple(grad[(slice(None),) * self.dim + (i,)] for i in range(grad.shape[self.dim]))
+
+
+# ---- creating tensors ----
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """A new tensor holding a copy of `data` (nested lists, scalars, arrays or Tensors)."""
+    return Tensor(_as_array(data, dtype, copy=True), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like tensor() but shares memory with `data` when its dtype already fits."""
+    return Tensor._make(_as_array(data, dtype))
+
+
+def from_numpy(array):
+    """A tensor sharing memory with `array` (writes show through both ways)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    return Tensor._make(array)
+
+
+def _new(array, requires_grad):
+    t = Tensor._make(array)
+    t.requires_grad = bool(requires_grad)
+    return t
+
+
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    return _new(np.zeros(_shape(size), dtype=dtype or float32), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    return _new(np.ones(_shape(size), dtype=dtype or float32), requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    return _new(np.empty(_shape(size), dtype=dtype or float32), requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    return _new(np.full(_shape((size,)), fill_value, dtype=dtype or float32), requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    return _new(np.zeros(t.shape, dtype=dtype or t.dtype), requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False, device=None):
+    return _new(np.ones(t.shape, dtype=dtype or t.dtype), requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False, device=None):
+    """Standard-normal samples from fastnn's global generator (seed it with manual_seed)."""
+    array = generator().standard_normal(_shape(size), dtype=np.float32)
+    return _new(array if dtype is None else array.astype(dtype), requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False, device=None):
+    """Uniform samples in [0, 1) from fastnn's global generator."""
+    array = generator().random(_shape(size), dtype=np.float32)
+    return _new(array if dtype is None else array.astype(dtype), requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None):
+    if high is None:
+        low, high = 0, low
+    return _new(generator().integers(low, high, size=_shape((size,)), dtype=dtype or int64), False)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
+    """Like torch.arange: int64 for integer arguments, float32 otherwise."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        dtype = int64 if integral else float32
+    return _new(np.arange(start, end, step).astype(dtype, copy=False), requires_grad)
