@@ -88,6 +88,108 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 
 # ---- pooling: max_pool2d, avg_pool2d ----
 
+def _pool_pair(value):
+    return (value, value) if np.isscalar(value) else tuple(value)
+
+
+def _pool_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """torch's output size: with ceil_mode the last window may overhang, but must start inside
+    the input or the left padding."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _max_pool_taps(shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """(OH, OW), and for each output (oh, ow) its window's taps that lie in the input, in
+    window order (row by row)."""
+    (kh, kw), (sh, sw) = _pool_pair(kernel_size), _pool_pair(kernel_size if stride is None else stride)
+    (ph, pw), (dh, dw) = _pool_pair(padding), _pool_pair(dilation)
+    H, W = shape[-2:]
+    OH, OW = _pool_size(H, kh, sh, ph, dh, ceil_mode), _pool_size(W, kw, sw, pw, dw, ceil_mode)
+    taps = {}
+    for oh in range(OH):
+        for ow in range(OW):
+            window = [(oh * sh - ph + i * dh, ow * sw - pw + j * dw) for i in range(kh) for j in range(kw)]
+            taps[oh, ow] = [(r, c) for r, c in window if 0 <= r < H and 0 <= c < W]
+    return (OH, OW), taps
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Padding is -inf; the index is the first maximum in window order (np.argmax's rule), or
+    -1 for a window with no input tap."""
+    x = f64(input)
+    W = x.shape[-1]
+    (OH, OW), taps = _max_pool_taps(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    out = np.full(x.shape[:-2] + (OH, OW), -np.inf)
+    indices = np.full(out.shape, -1, dtype=np.int64)
+    for (oh, ow), window in taps.items():
+        if window:
+            values = np.stack([x[..., r, c] for r, c in window], axis=-1)
+            rows, cols = np.array(window).T
+            first = np.argmax(values, axis=-1)
+            out[..., oh, ow] = np.max(values, axis=-1)
+            indices[..., oh, ow] = rows[first] * W + cols[first]
+    return (out, indices) if return_indices else out
+
+
+def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                        return_indices=False):
+    x, g = f64(input), f64(grad_output)
+    _, indices = max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+    H, W = x.shape[-2:]
+    grad = np.zeros((g[..., 0, 0].size, H * W))
+    for plane, (at, value) in enumerate(zip(indices.reshape(len(grad), -1), g.reshape(len(grad), -1))):
+        np.add.at(grad[plane], at[at >= 0], value[at >= 0])
+    return (grad.reshape(x.shape),)
+
+
+def _avg_pool_windows(shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """(OH, OW), and for each output (oh, ow) the (rows, cols) slices of its window inside the
+    input and its divisor."""
+    (kh, kw), (sh, sw) = _pool_pair(kernel_size), _pool_pair(kernel_size if stride is None else stride)
+    ph, pw = _pool_pair(padding)
+    H, W = shape[-2:]
+    OH, OW = _pool_size(H, kh, sh, ph, 1, ceil_mode), _pool_size(W, kw, sw, pw, 1, ceil_mode)
+    windows = {}
+    for oh in range(OH):
+        for ow in range(OW):
+            h0, w0 = oh * sh - ph, ow * sw - pw
+            # torch counts the padding in a window, but not the overhang past it that ceil_mode allows.
+            h1, w1 = min(h0 + kh, H + ph), min(w0 + kw, W + pw)
+            rows, cols = slice(max(h0, 0), min(h1, H)), slice(max(w0, 0), min(w1, W))
+            if divisor_override:
+                divisor = divisor_override
+            elif count_include_pad:
+                divisor = (h1 - h0) * (w1 - w0)
+            else:
+                divisor = (rows.stop - rows.start) * (cols.stop - cols.start)
+            windows[oh, ow] = rows, cols, divisor
+    return (OH, OW), windows
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    x = f64(input)
+    (OH, OW), windows = _avg_pool_windows(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                          divisor_override)
+    out = np.zeros(x.shape[:-2] + (OH, OW))
+    for (oh, ow), (rows, cols, divisor) in windows.items():
+        out[..., oh, ow] = x[..., rows, cols].sum(axis=(-2, -1)) / divisor
+    return out
+
+
+def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    x, g = f64(input), f64(grad_output)
+    _, windows = _avg_pool_windows(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override)
+    grad = np.zeros(x.shape)
+    for (oh, ow), (rows, cols, divisor) in windows.items():
+        grad[..., rows, cols] += g[..., oh, ow, None, None] / divisor
+    return (grad,)
+
 
 # ---- activations: relu, leaky_relu, sigmoid, tanh, gelu ----
 

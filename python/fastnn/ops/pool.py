@@ -1,1 +1,52 @@
-__all__ = []
+"""Pooling over the last two dims of (N, C, H, W) or (C, H, W) arrays: max_pool2d, avg_pool2d."""
+import numpy as np
+
+from .. import _C
+from ._arrays import as_float32, pair
+
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+
+
+def _window(op, kernel_size, stride, padding):
+    """(kernel_size, stride, padding) as pairs; stride None means stride = kernel_size, as in torch."""
+    kernel = pair(op, "kernel_size", kernel_size)
+    return kernel, kernel if stride is None else pair(op, "stride", stride), pair(op, "padding", padding)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """The maximum over each window, padding counting as -inf (NaN wins; ties go to the first
+    in window order). With return_indices, returns (output, indices): each window's argmax as an
+    int64 offset ih * W + iw into its input plane, as torch gives it, or -1 for a window that
+    lies wholly in padding (possible only with dilation)."""
+    op = "max_pool2d"
+    return _C.max_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
+                         pair(op, "dilation", dilation), bool(ceil_mode), bool(return_indices))
+
+
+def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                        return_indices=False, saved=None):
+    """(grad_input,) of max_pool2d. `saved`: the indices max_pool2d returned, scattered through
+    instead of recomputing each window's argmax from input. return_indices does not matter here."""
+    op = "max_pool2d_backward"
+    indices = None if saved is None else np.require(saved, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    return _C.max_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
+                                  *_window(op, kernel_size, stride, padding), pair(op, "dilation", dilation),
+                                  bool(ceil_mode), indices)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """The mean over each window: the sum divided by divisor_override if given, else by the
+    window's size counting padding (count_include_pad) or not."""
+    op = "avg_pool2d"
+    return _C.avg_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
+                         bool(ceil_mode), bool(count_include_pad), divisor_override)
+
+
+def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """(grad_input,) of avg_pool2d."""
+    op = "avg_pool2d_backward"
+    return _C.avg_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
+                                  *_window(op, kernel_size, stride, padding), bool(ceil_mode),
+                                  bool(count_include_pad), divisor_override)

@@ -1,0 +1,202 @@
+// Pooling kernels: threads split the N*C planes, and each output row is built tap by tap. For
+// one tap (kh, kw) of the window, a strided sweep runs over every output column of the row
+// whose tap lands inside the input; that sweep is a branch-free loop over ow the compiler
+// vectorizes, where a loop over one window's handful of taps would not be.
+#include "fastnn/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/parallel.h"
+
+namespace fastnn::cpu {
+namespace {
+
+// A parallel region costs a few microseconds; ~64K taps per thread keeps that under ~10%.
+constexpr int64_t kMinTapsPerThread = int64_t(1) << 16;
+
+int64_t planes_per_thread(const Pool2dShape& s) {
+  const int64_t taps_per_plane = s.out_h * s.out_w * s.kernel_h * s.kernel_w + s.in_h * s.in_w;
+  return std::max<int64_t>(1, kMinTapsPerThread / std::max<int64_t>(1, taps_per_plane));
+}
+
+// The i in [begin, end) (a subrange of [0, count)) for which start + i * step lies in [0, size).
+struct Span {
+  int64_t begin, end;
+};
+
+Span inside(int64_t start, int64_t step, int64_t size, int64_t count) {
+  const int64_t begin = start >= 0 ? 0 : (-start + step - 1) / step;
+  const int64_t last = size - 1 - start;
+  return {begin, last < 0 ? 0 : std::min(count, last / step + 1)};
+}
+
+// Calls tap(ih, offset, cols) for each tap (kh, kw) of output row oh, in window order, that
+// reads the input for some output column: columns ow in cols read input (ih, ow * stride_w +
+// offset). Taps wholly in padding are skipped, so a huge padded kernel costs nothing extra.
+template <class Tap>
+void for_each_tap(const Pool2dShape& s, int64_t oh, Tap&& tap) {
+  const int64_t top = oh * s.stride_h - s.pad_h;
+  const Span rows = inside(top, s.dilation_h, s.in_h, s.kernel_h);
+  // Tap kw reads columns kw * dilation_w - pad_w + ow * stride_w for ow < out_w; some can lie
+  // in the input only if the last one is >= 0 and the first < in_w, which is this range.
+  const int64_t sweep = (s.out_w - 1) * s.stride_w;
+  const Span taps_w = inside(sweep - s.pad_w, s.dilation_w, s.in_w + sweep, s.kernel_w);
+  for (int64_t kh = rows.begin; kh < rows.end; ++kh)
+    for (int64_t kw = taps_w.begin; kw < taps_w.end; ++kw) {
+      const int64_t offset = kw * s.dilation_w - s.pad_w;
+      tap(top + kh * s.dilation_h, offset, inside(offset, s.stride_w, s.in_w, s.out_w));
+    }
+}
+
+// torch's running-max rule: a tap replaces the max when greater, when NaN (so NaN propagates),
+// or when it is the window's first input tap (so an all -inf window still has an argmax). Ties
+// keep the earlier tap. Written as selects so the sweep over ow vectorizes.
+inline void take_max(float value, int64_t at, float& best, int64_t& best_at) {
+  const bool take = value > best || std::isnan(value) || best_at < 0;
+  best = take ? value : best;
+  best_at = take ? at : best_at;
+}
+
+void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* best, int64_t* best_at) {
+  std::fill(best, best + s.out_w, -std::numeric_limits<float>::infinity());
+  std::fill(best_at, best_at + s.out_w, int64_t(-1));
+  for_each_tap(s, oh, [&](int64_t ih, int64_t offset, Span cols) {
+    const int64_t row = ih * s.in_w;
+    for (int64_t ow = cols.begin; ow < cols.end; ++ow) {
+      const int64_t at = row + ow * s.stride_w + offset;
+      take_max(plane[at], at, best[ow], best_at[ow]);
+    }
+  });
+}
+
+// The common 2x2 stride-2 window with no padding: one pass over two input rows instead of a
+// sweep per tap.
+void max_pool_row_2x2(const Pool2dShape& s, const float* plane, int64_t oh, float* best, int64_t* best_at) {
+  const int64_t top = 2 * oh * s.in_w;
+  for (int64_t ow = 0; ow < s.out_w; ++ow) {
+    const int64_t at = top + 2 * ow;
+    float value = plane[at];
+    int64_t value_at = at;
+    take_max(plane[at + 1], at + 1, value, value_at);
+    take_max(plane[at + s.in_w], at + s.in_w, value, value_at);
+    take_max(plane[at + s.in_w + 1], at + s.in_w + 1, value, value_at);
+    best[ow] = value;
+    best_at[ow] = value_at;
+  }
+}
+
+using MaxPoolRow = void (*)(const Pool2dShape&, const float*, int64_t, float*, int64_t*);
+
+MaxPoolRow max_pool_row_for(const Pool2dShape& s) {
+  // The last two conditions leave out ceil_mode's partial windows at the bottom and right.
+  const bool is_2x2 = s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 &&
+                      s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1 && 2 * s.out_h <= s.in_h &&
+                      2 * s.out_w <= s.in_w;
+  return is_2x2 ? max_pool_row_2x2 : max_pool_row;
+}
+
+// The window along one axis as torch sizes it for the divisor: `padded` counts padding but
+// not the overhang past it that ceil_mode allows; `inside` counts input elements only. With
+// pad <= kernel / 2 and torch's ceil_mode rule, every window holds an input element.
+struct WindowSize {
+  int64_t padded, inside;
+};
+
+WindowSize window_size(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
+  const int64_t start = o * stride - pad, end = std::min(start + kernel, in_size + pad);
+  return {end - start, std::min(end, in_size) - std::max<int64_t>(start, 0)};
+}
+
+// scale[ow] = 1 / divisor of output (oh, ow).
+void avg_scales(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, int64_t oh, float* scale) {
+  const WindowSize h = window_size(oh, s.stride_h, s.pad_h, s.kernel_h, s.in_h);
+  for (int64_t ow = 0; ow < s.out_w; ++ow) {
+    const WindowSize w = window_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w);
+    const int64_t divisor = divisor_override != 0 ? divisor_override
+                            : count_include_pad   ? h.padded * w.padded
+                                                  : h.inside * w.inside;
+    scale[ow] = float(1.0 / double(divisor));
+  }
+}
+
+}  // namespace
+
+void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices) {
+  const MaxPoolRow pool_row = max_pool_row_for(s);
+  parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> unused_indices(indices ? 0 : s.out_w);
+    for (int64_t p = begin; p < end; ++p)
+      for (int64_t oh = 0; oh < s.out_h; ++oh) {
+        const int64_t o = (p * s.out_h + oh) * s.out_w;
+        pool_row(s, input + p * s.in_h * s.in_w, oh, output + o, indices ? indices + o : unused_indices.data());
+      }
+  });
+}
+
+void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const float* input,
+                         const int64_t* indices, float* grad_input) {
+  const MaxPoolRow pool_row = max_pool_row_for(s);
+  parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    std::vector<float> best(indices ? 0 : s.out_w);
+    std::vector<int64_t> best_at(indices ? 0 : s.out_w);
+    for (int64_t p = begin; p < end; ++p) {
+      float* grad_plane = grad_input + p * s.in_h * s.in_w;
+      std::fill(grad_plane, grad_plane + s.in_h * s.in_w, 0.0f);
+      for (int64_t oh = 0; oh < s.out_h; ++oh) {
+        const int64_t o = (p * s.out_h + oh) * s.out_w;
+        const int64_t* at = indices ? indices + o : best_at.data();
+        if (!indices) pool_row(s, input + p * s.in_h * s.in_w, oh, best.data(), best_at.data());
+        // Overlapping windows can pick the same input, hence +=.
+        for (int64_t ow = 0; ow < s.out_w; ++ow)
+          if (at[ow] >= 0) grad_plane[at[ow]] += grad_output[o + ow];
+      }
+    }
+  });
+}
+
+void avg_pool2d(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, const float* input,
+                float* output) {
+  parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    std::vector<float> scale(s.out_w);
+    for (int64_t p = begin; p < end; ++p) {
+      const float* plane = input + p * s.in_h * s.in_w;
+      for (int64_t oh = 0; oh < s.out_h; ++oh) {
+        float* sum = output + (p * s.out_h + oh) * s.out_w;
+        std::fill(sum, sum + s.out_w, 0.0f);
+        for_each_tap(s, oh, [&](int64_t ih, int64_t offset, Span cols) {
+          const int64_t row = ih * s.in_w + offset;
+          for (int64_t ow = cols.begin; ow < cols.end; ++ow) sum[ow] += plane[row + ow * s.stride_w];
+        });
+        avg_scales(s, count_include_pad, divisor_override, oh, scale.data());
+        for (int64_t ow = 0; ow < s.out_w; ++ow) sum[ow] *= scale[ow];
+      }
+    }
+  });
+}
+
+void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
+                         const float* grad_output, float* grad_input) {
+  parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    std::vector<float> share(s.out_w);
+    for (int64_t p = begin; p < end; ++p) {
+      float* grad_plane = grad_input + p * s.in_h * s.in_w;
+      std::fill(grad_plane, grad_plane + s.in_h * s.in_w, 0.0f);
+      for (int64_t oh = 0; oh < s.out_h; ++oh) {
+        const float* grad = grad_output + (p * s.out_h + oh) * s.out_w;
+        avg_scales(s, count_include_pad, divisor_override, oh, share.data());
+        for (int64_t ow = 0; ow < s.out_w; ++ow) share[ow] *= grad[ow];
+        // Within one tap the columns ow * stride_w + offset are distinct, so the sweep has no
+        // conflicting writes; overlapping windows accumulate across taps.
+        for_each_tap(s, oh, [&](int64_t ih, int64_t offset, Span cols) {
+          const int64_t row = ih * s.in_w + offset;
+          for (int64_t ow = cols.begin; ow < cols.end; ++ow) grad_plane[row + ow * s.stride_w] += share[ow];
+        });
+      }
+    }
+  });
+}
+
+}  // namespace fastnn::cpu

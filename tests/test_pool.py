@@ -1,0 +1,160 @@
+import itertools
+
+import numpy as np
+import pytest
+
+import fastnn
+import reference
+from opcheck import check_inputs, check_op, randn, rng
+
+pytestmark = pytest.mark.usefixtures("isa")
+
+KERNELS = [1, 2, 3, (2, 3)]
+STRIDES = [None, 1, 2, 3]
+# Odd sizes, N=1, C=1 and a 3-D (C, H, W) input; every one fits the largest dilated kernel (5).
+# The grids below take them in turn (5 shapes, so they fall on varied parameter combinations).
+SHAPES = [(2, 3, 7, 9), (1, 1, 5, 6), (3, 8, 11), (1, 2, 10, 8), (2, 1, 6, 5)]
+
+
+def distinct(*shape):
+    """Values 0.1 apart in random order: one clear maximum per window, which the float32 finite
+    difference's steps (about 0.01 per element) never reorder."""
+    n = int(np.prod(shape))
+    return ((rng.permutation(n) - n / 2) * 0.1).astype(np.float32).reshape(shape)
+
+
+def valid_padding(kernel_size, padding):
+    return padding <= min(reference._pool_pair(kernel_size)) // 2
+
+
+MAX_CASES = [dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=c)
+             for k, s, p, d, c in itertools.product(KERNELS, STRIDES, [0, 1], [1, 2], [False, True])
+             if valid_padding(k, p)]
+AVG_CASES = [dict(kernel_size=k, stride=s, padding=p, ceil_mode=c, count_include_pad=cip, divisor_override=dv)
+             for k, s, p, c, (cip, dv) in itertools.product(KERNELS, STRIDES, [0, 1], [False, True],
+                                                           [(True, None), (False, None), (True, 3)])
+             if valid_padding(k, p)]
+
+
+@pytest.mark.parametrize("kwargs,shape", zip(MAX_CASES, itertools.cycle(SHAPES)), ids=str)
+def test_max_pool2d(kwargs, shape):
+    x = distinct(*shape)
+    # Windows overlap up to 3 x 3 deep (kernel 3, stride 1), so one input sums up to 9 gradients.
+    check_op("max_pool2d", [x], kwargs, reduction=9)
+    out, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    np.testing.assert_array_equal(indices, reference.max_pool2d(x, **kwargs, return_indices=True)[1])
+    grad = randn(*out.shape)
+    np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, **kwargs, saved=indices)[0],
+                                  fastnn.ops.max_pool2d_backward(grad, x, **kwargs)[0])
+
+
+@pytest.mark.parametrize("kwargs,shape", zip(AVG_CASES, itertools.cycle(SHAPES)), ids=str)
+def test_avg_pool2d(kwargs, shape):
+    check_op("avg_pool2d", [randn(*shape)], kwargs, reduction=9)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1),
+                                    dict(kernel_size=(2, 3), stride=(1, 2), dilation=(2, 1), ceil_mode=True)])
+def test_max_pool2d_backward_with_saved_indices(kwargs):
+    x = distinct(2, 3, 7, 8)
+    _, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    check_op("max_pool2d", [x], kwargs, reduction=9, saved=indices)
+
+
+def test_max_pool2d_ties_go_to_the_first_in_window_order():
+    # All -inf: every window ties, padding included, and its argmax is its first input tap.
+    x = np.full((1, 1, 3, 4), -np.inf, dtype=np.float32)
+    kwargs = dict(kernel_size=2, stride=1, padding=1)
+    out, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    assert np.all(out == -np.inf)
+    oh, ow = np.meshgrid(np.arange(4), np.arange(5), indexing="ij")
+    np.testing.assert_array_equal(indices[0, 0], np.maximum(oh - 1, 0) * 4 + np.maximum(ow - 1, 0))
+    x = np.ones((2, 3, 5, 6), dtype=np.float32)
+    grad = randn(2, 3, 4, 5)
+    np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, stride=1)[0],
+                               reference.max_pool2d_backward(grad, x, 2, stride=1)[0], rtol=1e-6)
+
+
+def test_max_pool2d_nan_is_the_max():
+    x = distinct(1, 1, 5, 6)
+    x[0, 0, 2, 3] = np.nan
+    out, indices = fastnn.ops.max_pool2d(x, 3, stride=1, return_indices=True)
+    covers_nan = np.zeros((3, 4), dtype=bool)
+    covers_nan[0:3, 1:4] = True
+    assert np.all(np.isnan(out[0, 0][covers_nan])) and np.all(indices[0, 0][covers_nan] == 2 * 6 + 3)
+    np.testing.assert_array_equal(out[0, 0][~covers_nan], reference.max_pool2d(x, 3, stride=1)[0, 0][~covers_nan])
+    grad = randn(*out.shape)
+    grad_input = fastnn.ops.max_pool2d_backward(grad, x, 3, stride=1)[0]
+    assert grad_input[0, 0, 2, 3] == pytest.approx(grad[0, 0][covers_nan].sum(), rel=1e-5)
+
+
+def test_max_pool2d_window_wholly_in_padding():
+    # Dilation 2 puts the taps of this window at -1 and 1: both in padding of a 1 x 1 plane.
+    x = randn(1, 1, 1, 1)
+    out, indices = fastnn.ops.max_pool2d(x, 2, dilation=2, padding=1, return_indices=True)
+    assert out.shape == (1, 1, 1, 1) and out[0, 0, 0, 0] == -np.inf and indices[0, 0, 0, 0] == -1
+    grad = randn(1, 1, 1, 1)
+    for saved in [None, indices]:
+        np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, 2, dilation=2, padding=1, saved=saved)[0],
+                                      np.zeros_like(x))
+
+
+def test_pool2d_3d_input_matches_4d():
+    x = distinct(3, 7, 6)
+    for name, kwargs in [("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+                         ("avg_pool2d", dict(kernel_size=2, ceil_mode=True))]:
+        op = getattr(fastnn.ops, name)
+        np.testing.assert_array_equal(op(x, **kwargs), op(x[None], **kwargs)[0])
+
+
+def test_input_layouts():
+    # Equal batch entries, so check_inputs also tries a broadcast (zero-stride) view.
+    x = np.repeat(distinct(1, 3, 7, 6), 2, axis=0)
+    for name, kwargs in [("max_pool2d", dict(kernel_size=2)), ("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+                         ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, count_include_pad=False))]:
+        check_inputs(name, [x], kwargs, batch_axes=[0])
+        grad = np.repeat(randn(1, *getattr(fastnn.ops, name)(x[:1], **kwargs).shape[1:]), 2, axis=0)
+        check_inputs(name + "_backward", [grad, x], kwargs, batch_axes=[0, 0])
+    check_inputs("max_pool2d", [distinct(3, 5, 5)], dict(kernel_size=2), batch_axes=[0])
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: fastnn.ops.max_pool2d(randn(5, 6), 2), ValueError,
+     r"max_pool2d: input must have shape \(N, C, H, W\) or \(C, H, W\), got shape \(5, 6\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 0, 6), 2), ValueError, r"non-empty H x W plane, got shape \(1, 2, 0, 6\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 5, 6), (0, 2)), ValueError, r"kernel_size must be >= 1, got \(0, 2\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 5, 6), (1, 2, 3)), ValueError, "kernel_size must be an int or a pair"),
+    (lambda: fastnn.ops.avg_pool2d(randn(1, 2, 5, 6), 2, stride=0), ValueError, r"stride must be >= 1, got \(0, 0\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 5, 6), 3, padding=(0, -1)), ValueError,
+     r"padding must be >= 0, got \(0, -1\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 5, 6), 3, padding=2), ValueError,
+     r"padding must be at most half of kernel_size, got padding \(2, 2\) for kernel_size \(3, 3\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 5, 6), 2, dilation=0), ValueError, r"dilation must be >= 1, got \(0, 0\)"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 2, 5, 6), 3, dilation=3), ValueError,
+     r"kernel larger than padded input: kernel_size \(3, 3\) with dilation \(3, 3\) spans \(7, 7\) "
+     r"but the input plane \(5, 6\) padded by \(0, 0\) is \(5, 6\)"),
+    (lambda: fastnn.ops.avg_pool2d(randn(1, 2, 5, 6), 7), ValueError, "avg_pool2d: kernel larger than padded input"),
+    (lambda: fastnn.ops.avg_pool2d(randn(1, 2, 5, 6), 2, divisor_override=0), ValueError,
+     "divisor_override must be non-zero, got 0"),
+    (lambda: fastnn.ops.avg_pool2d_backward(randn(1, 2, 2, 2), randn(1, 2, 5, 6), 2), ValueError,
+     r"avg_pool2d_backward: grad_output must have the output's shape \(1, 2, 2, 3\), got \(1, 2, 2, 2\)"),
+    (lambda: fastnn.ops.max_pool2d_backward(randn(2, 2, 3), randn(1, 2, 5, 6), 2), ValueError,
+     r"max_pool2d_backward: grad_output must have the output's shape \(1, 2, 2, 3\), got \(2, 2, 3\)"),
+    (lambda: fastnn.ops.max_pool2d_backward(randn(1, 2, 2, 3), randn(1, 2, 5, 6), 2,
+                                            saved=np.zeros((1, 2, 3, 2), np.int64)), ValueError,
+     r"saved indices must have the output's shape \(1, 2, 2, 3\), got \(1, 2, 3, 2\)"),
+    (lambda: fastnn.ops.max_pool2d_backward(randn(1, 2, 2, 3), randn(1, 2, 5, 6), 2,
+                                            saved=np.zeros((1, 2, 2, 3), np.int32)), TypeError,
+     "saved must be int64, got int32"),
+    (lambda: fastnn.ops.max_pool2d_backward(randn(1, 2, 2, 3), randn(1, 2, 5, 6), 2,
+                                            saved=np.full((1, 2, 2, 3), 30, np.int64)), ValueError,
+     r"saved index 30 at flat position 0 is out of range for a 5x6 input plane \(expected -1 <= index < 30\)"),
+    (lambda: fastnn.ops.max_pool2d_backward(randn(1, 2, 2, 3), randn(1, 2, 5, 6), 2,
+                                            saved=np.full((1, 2, 2, 3), -2, np.int64)), ValueError,
+     "saved index -2 at flat position 0 is out of range"),
+    (lambda: fastnn._C.max_pool2d(randn(1, 2, 6, 5).transpose(0, 1, 3, 2), (2, 2), (2, 2), (0, 0), (1, 1), False,
+                                  False), ValueError, "input must be C-contiguous"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_errors_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
