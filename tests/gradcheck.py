@@ -2,9 +2,10 @@
 
     check_grad(lambda x, w: F.conv2d(x, w, padding=1), x, w)
 
-Inputs are NumPy arrays; float ones become tensors that require grad, others (integer targets)
-plain tensors. float64 inputs are checked tightly (glue ops); float32 ones, which the kernels
-require, with a step and tolerance sized for float32 rounding.
+Inputs are NumPy arrays; float ones become tensors that require grad, except those listed in
+`constant` (and integer targets), which become plain tensors. float64 inputs are checked
+tightly (glue ops); float32 ones, which the kernels require, with a step and tolerance sized
+for float32 rounding.
 """
 import numpy as np
 
@@ -19,14 +20,14 @@ def _loss(fn, arrays, weights):
     return float(np.sum(np.asarray(out, dtype=np.float64) * weights))
 
 
-def check_grad(fn, *arrays, eps=None, rtol=None):
+def check_grad(fn, *arrays, eps=None, rtol=None, constant=()):
     """Checks d/dt sum(w * fn(..., x_i + t d, ...)) at t=0 against sum(grad_i * d) for every float x_i."""
-    tensors = [fastnn.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    tensors = [fastnn.tensor(a, requires_grad=a.dtype.kind == "f" and i not in constant) for i, a in enumerate(arrays)]
     out = fn(*tensors)
     weights = rng.standard_normal(out.shape)
     (out * fastnn.tensor(weights.astype(out.dtype))).sum().backward()
     for i, (a, t) in enumerate(zip(arrays, tensors)):
-        if a.dtype.kind != "f":
+        if not t.requires_grad:
             continue
         single = a.dtype == np.float32
         step = eps if eps is not None else (1e-2 if single else 1e-6)

@@ -531,7 +531,8 @@ class Tensor:
 
     def expand(self, *sizes):
         sizes = _shape(sizes)
-        shape = tuple(old if new == -1 else new for old, new in zip((1,) * (len(sizes) - self.ndim) + self.shape, sizes))
+        old_shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        shape = tuple(old if new == -1 else new for old, new in zip(old_shape, sizes))
         return Expand.apply(self, shape=shape)
 
     def __getitem__(self, index):
@@ -701,7 +702,8 @@ class MatMul(Function):
 
     @staticmethod
     def _uses_kernel(a, b):
-        shapes_fit = (a.ndim == 2 and b.ndim == 2) or (a.ndim == 3 and (b.ndim == 2 or (b.ndim == 3 and len(b) == len(a))))
+        batched = a.ndim == 3 and (b.ndim == 2 or (b.ndim == 3 and len(b) == len(a)))
+        shapes_fit = (a.ndim == 2 and b.ndim == 2) or batched
         return shapes_fit and isinstance(a, np.ndarray) and a.dtype == float32 and b.dtype == float32
 
     def backward(self, grad):
