@@ -253,3 +253,106 @@ def gelu_backward(grad_output, input, approximate="none"):
 
 
 # ---- softmax, log_softmax, nll_loss, cross_entropy ----
+
+def softmax(input, dim=-1):
+    x = f64(input)
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def softmax_backward(grad_output, input, dim=-1):
+    # The Jacobian of softmax is diag(y) - y y^T.
+    g, y = f64(grad_output), softmax(input, dim)
+    return (y * (g - (g * y).sum(axis=dim, keepdims=True)),)
+
+
+def log_softmax(input, dim=-1):
+    x = f64(input)
+    shifted = x - x.max(axis=dim, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+def log_softmax_backward(grad_output, input, dim=-1):
+    g = f64(grad_output)
+    return (g - softmax(input, dim) * g.sum(axis=dim, keepdims=True),)
+
+
+def _class_rows(input):
+    """input (C,) or (N, C, d1, ...) as rows of C scores, one per target position."""
+    x = f64(input)
+    return x[None] if x.ndim == 1 else np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
+def _rows_to_input_shape(rows, input):
+    shape = np.shape(input)
+    if len(shape) == 1:
+        return rows[0]
+    return np.moveaxis(rows.reshape(shape[:1] + shape[2:] + shape[1:2]), -1, 1)
+
+
+def _reduce_loss(losses, target_weights, reduction, target):
+    if reduction == "none":
+        return losses.reshape(np.shape(target))
+    if reduction == "sum":
+        return losses.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):  # no counted targets: NaN, like torch
+        return losses.sum() / target_weights.sum()
+
+
+def _loss_grad_scales(grad_output, target_weights, reduction, count):
+    """d(reduced loss) / d(loss of each position)."""
+    g = f64(grad_output)
+    if reduction == "none":
+        return g.reshape(count)
+    if reduction == "sum":
+        return np.full(count, float(g))
+    return np.full(count, float(g) / target_weights.sum())
+
+
+def _loss_terms(input, target, weight, ignore_index):
+    rows = _class_rows(input)
+    targets = np.asarray(target).reshape(-1)
+    w = np.ones(rows.shape[1]) if weight is None else f64(weight)
+    counted = targets != ignore_index
+    target_weights = np.array([w[t] if c else 0.0 for t, c in zip(targets, counted)])
+    return rows, targets, w, counted, target_weights
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    rows, targets, w, counted, target_weights = _loss_terms(input, target, weight, ignore_index)
+    losses = np.array([-w[t] * rows[i, t] if counted[i] else 0.0 for i, t in enumerate(targets)])
+    return _reduce_loss(losses, target_weights, reduction, target)
+
+
+def nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean"):
+    rows, targets, w, counted, target_weights = _loss_terms(input, target, weight, ignore_index)
+    scales = _loss_grad_scales(grad_output, target_weights, reduction, len(targets))
+    grad = np.zeros_like(rows)
+    for i, t in enumerate(targets):
+        if counted[i]:
+            grad[i, t] = -w[t] * scales[i]
+    return _rows_to_input_shape(grad, input), None, None
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    rows, targets, w, counted, target_weights = _loss_terms(input, target, weight, ignore_index)
+    logp = log_softmax(rows, dim=1)
+    C = rows.shape[1]
+    losses = np.array([-(1 - label_smoothing) * w[t] * logp[i, t] - label_smoothing / C * np.sum(w * logp[i])
+                       if counted[i] else 0.0 for i, t in enumerate(targets)])
+    return _reduce_loss(losses, target_weights, reduction, target)
+
+
+def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0):
+    # Chain rule: d loss / d logp per row, then back through log_softmax.
+    rows, targets, w, counted, target_weights = _loss_terms(input, target, weight, ignore_index)
+    scales = _loss_grad_scales(grad_output, target_weights, reduction, len(targets))
+    C = rows.shape[1]
+    grad_logp = np.zeros_like(rows)
+    for i, t in enumerate(targets):
+        if counted[i]:
+            grad_logp[i] = -label_smoothing / C * w * scales[i]
+            grad_logp[i, t] -= (1 - label_smoothing) * w[t] * scales[i]
+    grad = log_softmax_backward(grad_logp, rows, dim=1)[0]
+    return _rows_to_input_shape(grad, input), None, None
