@@ -63,6 +63,13 @@ def test_kernel_as_large_as_the_padded_input():
     check_conv2d(2, 2, 3, 4, 3, (5, 4), padding=(1, 0))
 
 
+@pytest.mark.parametrize("x_shape,w_shape,padding", [((2, 3, 0, 4), (4, 3, 1, 1), 1),  # all padding
+                                                     ((2, 3, 5, 5), (0, 3, 3, 3), 0),  # no filters
+                                                     ((2, 0, 5, 5), (3, 0, 3, 3), 0)])  # output = bias
+def test_empty_dimensions(x_shape, w_shape, padding):
+    check_op("conv2d", [randn(*x_shape), randn(*w_shape), randn(w_shape[0])], dict(padding=padding), reduction=50)
+
+
 def test_batch_split_across_threads():
     # Enough work per image that the batch is split over threads, each summing its own part of
     # grad_weight; four threads even on a smaller machine.
@@ -97,7 +104,8 @@ def test_errors_name_the_argument():
         conv(x[0], w)
     with pytest.raises(ValueError, match="weight must have shape"):
         conv(x, w[0])
-    with pytest.raises(ValueError, match=r"weight has 3 input channels per group but input has 4 channels \(groups=1\)"):
+    with pytest.raises(ValueError, match=r"weight has 3 input channels per group but input has 4 channels "
+                                         r"\(groups=1\)"):
         conv(x, randn(5, 3, 3, 3))
     with pytest.raises(ValueError, match="weight has 4 input channels per group but input has 4 channels .groups=2"):
         conv(x, randn(6, 4, 3, 3), groups=2)

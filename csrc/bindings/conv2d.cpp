@@ -39,7 +39,8 @@ Padding resolve_padding(const py::object& padding, const Pair& kernel, const Pai
   try {
     pad = padding.cast<Pair>();
   } catch (const py::cast_error&) {
-    value_error(op, ": padding must be 'valid', 'same' or a pair of ints, got ", py::repr(padding).cast<std::string>());
+    value_error(op, ": padding must be 'valid', 'same' or a pair of ints, got ",
+                py::repr(padding).cast<std::string>());
   }
   if (pad[0] < 0 || pad[1] < 0) value_error(op, ": padding must be >= 0, got ", pair_str(pad));
   return {pad, {2 * pad[0], 2 * pad[1]}};
@@ -90,7 +91,8 @@ py::array conv2d(const py::array& input, const py::array& weight, const py::obje
   if (!bias.is_none()) {
     py::array b = bias.cast<py::array>();
     Shape sb = check_float(b, "conv2d", "bias", {1}, "(C_out,)");
-    if (sb[0] != s.out_channels) value_error("conv2d: bias must have shape (", s.out_channels, ",), got ", shape_str(sb));
+    if (sb[0] != s.out_channels)
+      value_error("conv2d: bias must have shape (", s.out_channels, ",), got ", shape_str(sb));
     bias_data = data_of(b);
   }
   auto y = new_array(output_shape(s));

@@ -177,7 +177,8 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
   parallel_for(slices, 1, [&](int64_t first, int64_t last) {
     const auto buffer = column_buffer(g);
     for (int64_t slice = first; slice < last; ++slice) {
-      float* slice_grad_weight = slice == 0 || !grad_weight ? grad_weight : partial_weights.data() + (slice - 1) * weight_size;
+      float* slice_grad_weight =
+          slice == 0 || !grad_weight ? grad_weight : partial_weights.data() + (slice - 1) * weight_size;
       for (int64_t n = s.batch * slice / slices; n < s.batch * (slice + 1) / slices; ++n)
         for (int64_t group = 0; group < s.groups; ++group) {
           const int64_t in_offset = (n * s.in_channels + group * g.group_in) * g.in_plane;
