@@ -86,6 +86,8 @@ def test_functional_ops_accept_tensors_without_grad_and_record_nothing():
     x = fastnn.randn(2, 3, 8, 8)
     y = F.max_pool2d(F.relu(F.conv2d(x, fastnn.randn(4, 3, 3, 3))), 2)
     assert y.shape == (2, 4, 3, 3) and not y.requires_grad and y.grad_fn is None
+    assert "grad_fn=<CrossEntropyBackward>" in repr(F.cross_entropy(fastnn.randn(2, 3, requires_grad=True),
+                                                                     fastnn.tensor([0, 2])))
     out, indices = F.max_pool2d(x, 2, return_indices=True)
     assert out.shape == indices.shape == (2, 3, 4, 4) and indices.dtype == np.int64
 

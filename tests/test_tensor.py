@@ -156,6 +156,8 @@ def test_reductions():
     assert t.max(0, keepdim=True).values.shape == (1, 3) and t.min(1).indices.tolist() == [0, 1]
     assert fastnn.sum(t).item() == 18 and fastnn.argmax(t, 1).tolist() == [1, 0]
     assert (t > 2).sum().item() == 3
+    assert (t >= 0).all().item() and not (t > 0).all().item() and (t > 6).any().item()
+    assert (t > 1).any(dim=0).tolist() == [True, True, True] and (t > 1).all(1, keepdim=True).shape == (2, 1)
 
 
 def test_inplace_ops_write_the_same_storage():

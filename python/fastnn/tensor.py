@@ -488,6 +488,12 @@ class Tensor:
         values, indices = (-self).max(dim, keepdim)
         return MaxResult(-values, indices)
 
+    def all(self, dim=None, keepdim=False):
+        return Tensor._make(self._data.all(axis=dim, keepdims=keepdim))
+
+    def any(self, dim=None, keepdim=False):
+        return Tensor._make(self._data.any(axis=dim, keepdims=keepdim))
+
     def argmax(self, dim=None, keepdim=False):
         return Tensor._make(self._xp.argmax(self._data, axis=dim, keepdims=keepdim))
 

@@ -29,7 +29,7 @@ class Kernel(Function):
 
     @property
     def name(self):
-        return self.op
+        return "".join(word.capitalize() for word in self.op.split("_"))  # cross_entropy -> CrossEntropy
 
     def backward(self, grad):
         arrays, output = self.saved
