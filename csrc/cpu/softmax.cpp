@@ -144,12 +144,16 @@ template <class Stride>
 void cross_entropy_backward_row(int64_t C, Stride s, const float* x, int64_t t, const float* weight,
                                 float weight_total, float smoothing, float scale, float* grad) {
   const float max = row_max(C, s, x);
-  const float inv_sum = 1.0f / row_exp_sum(C, s, x, max);
+  float sum = 0.0f;
+  for (int64_t c = 0; c < C; ++c) {  // grad holds exp(x - max) for now: one exp per element
+    grad[c * s] = std::exp(x[c * s] - max);
+    sum += grad[c * s];
+  }
   const float target_part = (1.0f - smoothing) * weight[t];
   const float smooth_per_class = smoothing / static_cast<float>(C);
-  const float p_scale = scale * inv_sum * (target_part + smooth_per_class * weight_total);
+  const float p_scale = scale / sum * (target_part + smooth_per_class * weight_total);
   const float w_scale = scale * smooth_per_class;
-  for (int64_t c = 0; c < C; ++c) grad[c * s] = p_scale * std::exp(x[c * s] - max) - w_scale * weight[c];
+  for (int64_t c = 0; c < C; ++c) grad[c * s] = p_scale * grad[c * s] - w_scale * weight[c];
   grad[t * s] -= scale * target_part;
 }
 
