@@ -172,6 +172,19 @@ def test_no_grad_records_nothing():
     assert not y.requires_grad and y.grad_fn is None and y.is_leaf
 
 
+def test_set_grad_enabled_as_call_and_as_context():
+    x = fastnn.tensor([1.0], requires_grad=True)
+    with fastnn.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+    fastnn.set_grad_enabled(False)
+    try:
+        assert not fastnn.is_grad_enabled()
+    finally:
+        fastnn.set_grad_enabled(True)
+    assert (x * 2).requires_grad
+
+
 def test_no_grad_as_decorator_with_and_without_parentheses():
     x = fastnn.tensor([1.0], requires_grad=True)
 

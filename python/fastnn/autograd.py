@@ -14,8 +14,8 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Turns graph recording on or off inside a `with` block or a decorated function."""
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode on entering a `with` block or a decorated function, restores it on exit."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -30,10 +30,10 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
     def _recreate_cm(self):
         # A fresh manager per decorated call, so recursive calls each restore their own state.
-        return set_grad_enabled(self.mode)
+        return _GradMode(self.mode)
 
 
-class no_grad(set_grad_enabled):
+class no_grad(_GradMode):
     """`with fastnn.no_grad():` or `@fastnn.no_grad()`: ops record no graph (evaluation,
     optimizer steps). `@fastnn.no_grad` without parentheses works too, as in PyTorch."""
 
@@ -46,9 +46,22 @@ class no_grad(set_grad_enabled):
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     def __init__(self):
         super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):
+    """Like torch's, it sets the mode when called, so `fastnn.set_grad_enabled(False)` alone
+    switches recording off; as a `with` block it restores the previous mode at the end."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        super().__init__(mode)
+        self.previous, _grad_enabled = _grad_enabled, self.mode
+
+    def __enter__(self):
+        pass
 
 
 class Function:
