@@ -41,8 +41,10 @@ py::array matmul_2d(const py::array& a, const py::array& b) {
                 ", b ", shape_str(shape_of(b)), ")");
   auto c = new_array({M, N});
   float* out = data_of(c);
-  py::gil_scoped_release release;
-  cpu::gemm(M, N, K, 1.0f, data_of(a), a_rs, a_cs, data_of(b), b_rs, b_cs, 0.0f, out, N);
+  {
+    py::gil_scoped_release release;
+    cpu::gemm(M, N, K, 1.0f, data_of(a), a_rs, a_cs, data_of(b), b_rs, b_cs, 0.0f, out, N);
+  }
   return c;
 }
 
@@ -70,8 +72,10 @@ py::array matmul(const py::array& a, const py::array& b) {
   MatmulShape s = matmul_shape(a, b, "matmul");
   auto c = new_array(s.out);
   float* out = data_of(c);
-  py::gil_scoped_release release;
-  cpu::matmul(s.batch, s.M, s.N, s.K, data_of(a), data_of(b), s.b_batch_stride, out);
+  {
+    py::gil_scoped_release release;
+    cpu::matmul(s.batch, s.M, s.N, s.K, data_of(a), data_of(b), s.b_batch_stride, out);
+  }
   return c;
 }
 
@@ -115,8 +119,10 @@ py::array linear(const py::array& x, const py::array& w, const py::object& bias)
   }
   auto y = new_array({s.M, s.out});
   float* out = data_of(y);
-  py::gil_scoped_release release;
-  cpu::linear(s.M, s.in, s.out, data_of(x), data_of(w), bias_data, out);
+  {
+    py::gil_scoped_release release;
+    cpu::linear(s.M, s.in, s.out, data_of(x), data_of(w), bias_data, out);
+  }
   return y;
 }
 
