@@ -134,6 +134,8 @@ def test_input_layouts():
      r"kernel larger than padded input: kernel_size \(3, 3\) with dilation \(3, 3\) spans \(7, 7\) "
      r"but the input plane \(5, 6\) padded by \(0, 0\) is \(5, 6\)"),
     (lambda: fastnn.ops.avg_pool2d(randn(1, 2, 5, 6), 7), ValueError, "avg_pool2d: kernel larger than padded input"),
+    (lambda: fastnn.ops.max_pool2d(randn(1, 1, 1, 1), 2**16, padding=2**15), ValueError,
+     r"kernel_size \(65536, 65536\) has more than 2\^31 - 1 taps"),
     (lambda: fastnn.ops.avg_pool2d(randn(1, 2, 5, 6), 2, divisor_override=0), ValueError,
      "divisor_override must be non-zero, got 0"),
     (lambda: fastnn.ops.avg_pool2d_backward(randn(1, 2, 2, 2), randn(1, 2, 5, 6), 2), ValueError,

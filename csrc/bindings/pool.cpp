@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <limits>
 #include <optional>
 
 #include "bindings/common.h"
@@ -75,6 +76,15 @@ PoolShape pool_shape(const py::array& input, const char* op, const Pair& kernel,
   return p;
 }
 
+// The max kernel numbers a window's taps in int32 (so its selects vectorize).
+PoolShape max_pool_shape(const py::array& input, const char* op, const Pair& kernel, const Pair& stride,
+                         const Pair& padding, const Pair& dilation, bool ceil_mode) {
+  PoolShape p = pool_shape(input, op, kernel, stride, padding, dilation, ceil_mode);
+  if (p.s.kernel_h * p.s.kernel_w > std::numeric_limits<int32_t>::max())
+    value_error(op, ": kernel_size ", pair_str(kernel), " has more than 2^31 - 1 taps, the most supported");
+  return p;
+}
+
 void check_grad_output(const py::array& grad_output, const char* op, const Shape& expected) {
   const Shape sg = check_float(grad_output, op, "grad_output", {3, 4}, shape_str(expected).c_str());
   if (sg != expected)
@@ -88,7 +98,7 @@ int64_t check_divisor(const char* op, const std::optional<int>& divisor_override
 
 py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pair& stride, const Pair& padding,
                       const Pair& dilation, bool ceil_mode, bool return_indices) {
-  const PoolShape p = pool_shape(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode);
+  const PoolShape p = max_pool_shape(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode);
   auto output = new_array(p.out);
   float* out = data_of(output);
   py::object indices = py::none();
@@ -110,7 +120,7 @@ py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& inp
                               const Pair& stride, const Pair& padding, const Pair& dilation, bool ceil_mode,
                               const py::object& saved) {
   const char* op = "max_pool2d_backward";
-  const PoolShape p = pool_shape(input, op, kernel_size, stride, padding, dilation, ceil_mode);
+  const PoolShape p = max_pool_shape(input, op, kernel_size, stride, padding, dilation, ceil_mode);
   check_grad_output(grad_output, op, p.out);
   py::array saved_indices;  // keeps a converted `saved` alive through the kernel call
   const int64_t* indices = nullptr;

@@ -33,69 +33,59 @@ Span inside(int64_t start, int64_t step, int64_t size, int64_t count) {
   return {begin, last < 0 ? 0 : std::min(count, last / step + 1)};
 }
 
-// Calls tap(ih, offset, cols) for each tap (kh, kw) of output row oh, in window order, that
+// Calls sweep(ih, offset, cols) for each tap (kh, kw) of output row oh, in window order, that
 // reads the input for some output column: columns ow in cols read input (ih, ow * stride_w +
 // offset). Taps wholly in padding are skipped, so a huge padded kernel costs nothing extra.
-template <class Tap>
-void for_each_tap(const Pool2dShape& s, int64_t oh, Tap&& tap) {
+template <class Sweep>
+void for_each_tap(const Pool2dShape& s, int64_t oh, Sweep&& sweep) {
   const int64_t top = oh * s.stride_h - s.pad_h;
   const Span rows = inside(top, s.dilation_h, s.in_h, s.kernel_h);
   // Tap kw reads columns kw * dilation_w - pad_w + ow * stride_w for ow < out_w; some can lie
   // in the input only if the last one is >= 0 and the first < in_w, which is this range.
-  const int64_t sweep = (s.out_w - 1) * s.stride_w;
-  const Span taps_w = inside(sweep - s.pad_w, s.dilation_w, s.in_w + sweep, s.kernel_w);
+  const int64_t span_w = (s.out_w - 1) * s.stride_w;
+  const Span taps_w = inside(span_w - s.pad_w, s.dilation_w, s.in_w + span_w, s.kernel_w);
   for (int64_t kh = rows.begin; kh < rows.end; ++kh)
     for (int64_t kw = taps_w.begin; kw < taps_w.end; ++kw) {
       const int64_t offset = kw * s.dilation_w - s.pad_w;
-      tap(top + kh * s.dilation_h, offset, inside(offset, s.stride_w, s.in_w, s.out_w));
+      sweep(top + kh * s.dilation_h, offset, inside(offset, s.stride_w, s.in_w, s.out_w));
     }
 }
 
-// torch's running-max rule: a tap replaces the max when greater, when NaN (so NaN propagates),
-// or when it is the window's first input tap (so an all -inf window still has an argmax). Ties
-// keep the earlier tap. Written as selects so the sweep over ow vectorizes.
-inline void take_max(float value, int64_t at, float& best, int64_t& best_at) {
-  const bool take = value > best || std::isnan(value) || best_at < 0;
-  best = take ? value : best;
-  best_at = take ? at : best_at;
-}
+// Per-thread scratch for one output row of max pooling. sweep[ow] numbers the sweep whose tap
+// holds window ow's running max (-1: no input tap yet), and sweep_start[n] is where sweep n
+// reads: plane offset sweep_start[n] + ow * stride_w. An int32 number, the width of the values,
+// lets the sweep's selects vectorize even with SSE2 (int64 offsets there do not); the binding
+// keeps kernel_h * kernel_w, and so the number of sweeps, within int32.
+struct ArgmaxScratch {
+  std::vector<int32_t> sweep;
+  std::vector<int64_t> sweep_start;
+  explicit ArgmaxScratch(int64_t out_w) : sweep(out_w) {}
+};
 
-void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* best, int64_t* best_at) {
+// Pools output row oh into best and, if best_at is not null, each window's argmax offset in
+// the plane (or -1) into best_at. torch's running-max rule: a tap replaces the max when
+// greater, when NaN (so NaN propagates), or when it is the window's first input tap (so an all
+// -inf window still has an argmax); ties keep the earlier tap.
+void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* best, int64_t* best_at,
+                  ArgmaxScratch& scratch) {
+  int32_t* best_sweep = scratch.sweep.data();
+  scratch.sweep_start.clear();
   std::fill(best, best + s.out_w, -std::numeric_limits<float>::infinity());
-  std::fill(best_at, best_at + s.out_w, int64_t(-1));
+  std::fill(best_sweep, best_sweep + s.out_w, -1);
   for_each_tap(s, oh, [&](int64_t ih, int64_t offset, Span cols) {
-    const int64_t row = ih * s.in_w;
+    const int32_t n = int32_t(scratch.sweep_start.size());
+    const int64_t start = ih * s.in_w + offset;
+    scratch.sweep_start.push_back(start);
     for (int64_t ow = cols.begin; ow < cols.end; ++ow) {
-      const int64_t at = row + ow * s.stride_w + offset;
-      take_max(plane[at], at, best[ow], best_at[ow]);
+      const float value = plane[start + ow * s.stride_w];
+      const bool take = (value > best[ow]) | std::isnan(value) | (best_sweep[ow] < 0);
+      best[ow] = take ? value : best[ow];
+      best_sweep[ow] = take ? n : best_sweep[ow];
     }
   });
-}
-
-// The common 2x2 stride-2 window with no padding: one pass over two input rows instead of a
-// sweep per tap.
-void max_pool_row_2x2(const Pool2dShape& s, const float* plane, int64_t oh, float* best, int64_t* best_at) {
-  const int64_t top = 2 * oh * s.in_w;
-  for (int64_t ow = 0; ow < s.out_w; ++ow) {
-    const int64_t at = top + 2 * ow;
-    float value = plane[at];
-    int64_t value_at = at;
-    take_max(plane[at + 1], at + 1, value, value_at);
-    take_max(plane[at + s.in_w], at + s.in_w, value, value_at);
-    take_max(plane[at + s.in_w + 1], at + s.in_w + 1, value, value_at);
-    best[ow] = value;
-    best_at[ow] = value_at;
-  }
-}
-
-using MaxPoolRow = void (*)(const Pool2dShape&, const float*, int64_t, float*, int64_t*);
-
-MaxPoolRow max_pool_row_for(const Pool2dShape& s) {
-  // The last two conditions leave out ceil_mode's partial windows at the bottom and right.
-  const bool is_2x2 = s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 &&
-                      s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1 && 2 * s.out_h <= s.in_h &&
-                      2 * s.out_w <= s.in_w;
-  return is_2x2 ? max_pool_row_2x2 : max_pool_row;
+  if (!best_at) return;
+  for (int64_t ow = 0; ow < s.out_w; ++ow)
+    best_at[ow] = best_sweep[ow] < 0 ? -1 : scratch.sweep_start[best_sweep[ow]] + ow * s.stride_w;
 }
 
 // The window along one axis as torch sizes it for the divisor: `padded` counts padding but
@@ -125,21 +115,20 @@ void avg_scales(const Pool2dShape& s, bool count_include_pad, int64_t divisor_ov
 }  // namespace
 
 void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices) {
-  const MaxPoolRow pool_row = max_pool_row_for(s);
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> unused_indices(indices ? 0 : s.out_w);
+    ArgmaxScratch scratch(s.out_w);
     for (int64_t p = begin; p < end; ++p)
       for (int64_t oh = 0; oh < s.out_h; ++oh) {
         const int64_t o = (p * s.out_h + oh) * s.out_w;
-        pool_row(s, input + p * s.in_h * s.in_w, oh, output + o, indices ? indices + o : unused_indices.data());
+        max_pool_row(s, input + p * s.in_h * s.in_w, oh, output + o, indices ? indices + o : nullptr, scratch);
       }
   });
 }
 
 void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const float* input,
                          const int64_t* indices, float* grad_input) {
-  const MaxPoolRow pool_row = max_pool_row_for(s);
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    ArgmaxScratch scratch(indices ? 0 : s.out_w);
     std::vector<float> best(indices ? 0 : s.out_w);
     std::vector<int64_t> best_at(indices ? 0 : s.out_w);
     for (int64_t p = begin; p < end; ++p) {
@@ -148,7 +137,7 @@ void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const f
       for (int64_t oh = 0; oh < s.out_h; ++oh) {
         const int64_t o = (p * s.out_h + oh) * s.out_w;
         const int64_t* at = indices ? indices + o : best_at.data();
-        if (!indices) pool_row(s, input + p * s.in_h * s.in_w, oh, best.data(), best_at.data());
+        if (!indices) max_pool_row(s, input + p * s.in_h * s.in_w, oh, best.data(), best_at.data(), scratch);
         // Overlapping windows can pick the same input, hence +=.
         for (int64_t ow = 0; ow < s.out_w; ++ow)
           if (at[ow] >= 0) grad_plane[at[ow]] += grad_output[o + ow];
