@@ -56,7 +56,9 @@ def main(argv=None):
         if epoch % 5 == 0 or epoch == args.epochs:
             print(f"epoch {epoch:4d}: loss {total / len(train_labels):.4f}, "
                   f"train accuracy {accuracy(model, train_points, train_labels):.2%}")
-    print(f"test accuracy: {accuracy(model, test_points, test_labels):.2%}")
+    test_accuracy = accuracy(model, test_points, test_labels)
+    print(f"test accuracy: {test_accuracy:.2%}")
+    return test_accuracy
 
 
 if __name__ == "__main__":

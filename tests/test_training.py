@@ -5,6 +5,9 @@ CNN (8 and 16 channels, 64 hidden units instead of 32, 64, 128: about 15x fewer 
 test stays well under a minute on 2 cores; the full model runs in the example itself.
 Skips when the dataset is not installed.
 """
+import pathlib
+import runpy
+
 import numpy as np
 import pytest
 
@@ -23,7 +26,7 @@ def fashion_mnist():
         pytest.skip(str(error))
 
 
-def test_cnn_learns_fashion_mnist(fashion_mnist):
+def test_cnn_learns_fashion_mnist(fashion_mnist, tmp_path):
     train_set, test_set = fashion_mnist
     fastnn.manual_seed(0)
     model = mnist_cnn(nn, channels=(8, 16), hidden=64)
@@ -46,3 +49,17 @@ def test_cnn_learns_fashion_mnist(fashion_mnist):
     assert np.isfinite(train_loss)
     assert after < 0.5 * before
     assert accuracy > 0.6
+
+    # The checkpoint the example writes restores the trained model exactly.
+    fastnn.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp_path / "cnn.npz")
+    restored = mnist_cnn(nn, channels=(8, 16), hidden=64)
+    restored.load_state_dict(fastnn.load(tmp_path / "cnn.npz")["model"])
+    restored.eval()
+    with fastnn.no_grad():
+        np.testing.assert_array_equal(restored(images)._data, model(images)._data)
+
+
+def test_binary_classifier_example_separates_the_spirals():
+    example = pathlib.Path(__file__).resolve().parent.parent / "examples" / "binary_classifier.py"
+    main = runpy.run_path(str(example))["main"]
+    assert main(["--epochs", "30"]) > 0.95
