@@ -99,6 +99,17 @@ def test_max_pool2d_window_wholly_in_padding():
                                       np.zeros_like(x))
 
 
+def test_huge_padded_kernel_reads_only_the_input():
+    # Sizes derived from a kernel near INT_MAX must not overflow (UBSan checks this in CI), and
+    # its taps in padding must cost nothing.
+    x = distinct(1, 1, 2, 3)
+    big = 2**31 - 1
+    out = fastnn.ops.avg_pool2d(x, big, stride=1, padding=big // 2, count_include_pad=False)
+    np.testing.assert_allclose(out, np.full((1, 1, 2, 3), x.mean()), rtol=1e-6)
+    out, indices = fastnn.ops.max_pool2d(x, (1, big), stride=(1, 2), padding=(0, big // 2), return_indices=True)
+    np.testing.assert_array_equal(indices[0, 0, :, 0], np.argmax(x[0, 0], axis=1) + [0, 3])
+
+
 def test_pool2d_3d_input_matches_4d():
     x = distinct(3, 7, 6)
     for name, kwargs in [("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),

@@ -61,7 +61,7 @@ PoolShape pool_shape(const py::array& input, const char* op, const Pair& kernel,
                 pair_str(dilation), " spans ",
                 shape_str({int64_t(dilation[0]) * (kernel[0] - 1) + 1, int64_t(dilation[1]) * (kernel[1] - 1) + 1}),
                 " but the input plane ", shape_str({in_h, in_w}), " padded by ", pair_str(padding), " is ",
-                shape_str({in_h + 2 * padding[0], in_w + 2 * padding[1]}));
+                shape_str({in_h + 2 * int64_t(padding[0]), in_w + 2 * int64_t(padding[1])}));
   p.s.kernel_h = kernel[0];
   p.s.kernel_w = kernel[1];
   p.s.stride_h = stride[0];

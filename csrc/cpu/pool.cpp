@@ -18,8 +18,11 @@ namespace {
 constexpr int64_t kMinTapsPerThread = int64_t(1) << 16;
 
 int64_t planes_per_thread(const Pool2dShape& s) {
-  const int64_t taps_per_plane = s.out_h * s.out_w * s.kernel_h * s.kernel_w + s.in_h * s.in_w;
-  return std::max<int64_t>(1, kMinTapsPerThread / std::max<int64_t>(1, taps_per_plane));
+  // In double: a huge padded kernel's taps would overflow int64 (only those inside are read).
+  const double taps_per_plane = double(s.out_h) * double(s.out_w) * double(std::min(s.kernel_h, s.in_h)) *
+                                    double(std::min(s.kernel_w, s.in_w)) +
+                                double(s.in_h) * double(s.in_w);
+  return std::max<int64_t>(1, int64_t(double(kMinTapsPerThread) / taps_per_plane));
 }
 
 // The i in [begin, end) (a subrange of [0, count)) for which start + i * step lies in [0, size).
