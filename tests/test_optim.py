@@ -30,6 +30,24 @@ def test_sgd_plain_step():
     np.testing.assert_allclose(p._data, [0.95, -1.9], rtol=1e-6)
 
 
+def test_step_with_closure_through_autograd():
+    # loss = sum(p^2) has gradient 2p: SGD with lr 0.1 scales p by 0.8. The closure runs with grad
+    # mode on even when step is called under no_grad.
+    p = make_param([1.0, 2.0])
+    opt = optim.SGD([p], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    with fastnn.no_grad():
+        loss = opt.step(closure)
+    assert loss.item() == 5.0
+    np.testing.assert_allclose(p._data, [0.8, 1.6], rtol=1e-6)
+
+
 def test_sgd_nesterov_momentum_two_steps():
     # b1 = g = 0.5; step with g + 0.9*b1 = 0.95 -> 1 - 0.095 = 0.905.
     # b2 = 0.9*0.5 + 0.5 = 0.95; step with 0.5 + 0.9*0.95 = 1.355 -> 0.905 - 0.1355 = 0.7695.

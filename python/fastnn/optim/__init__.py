@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..autograd import enable_grad
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
@@ -58,8 +59,12 @@ class Optimizer:
                     p.grad._data.fill(0)
 
     def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns closure() if given."""
-        loss = None if closure is None else closure()
+        """One update of every parameter that has a gradient. closure, if given, re-evaluates the
+        model and its gradients first (with grad mode on, as torch) and its loss is returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
