@@ -18,7 +18,8 @@ struct Pool2dShape {
 // output = the maximum over each window, padding counting as -inf. A NaN in a window is its
 // maximum; among equal maxima the first in window order (row by row) wins, as in torch.
 // indices (may be null) receives the argmax as the offset ih * in_w + iw within its plane, or
-// -1 for a window whose taps all fall in padding (possible only with dilation).
+// -1 for a window whose taps all fall in padding (possible only with dilation). The window
+// may have at most 2^31 - 1 taps (kernel_h * kernel_w), which the kernel numbers in int32.
 void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices);
 // grad_input = grad_output scattered to each window's argmax and summed where windows overlap.
 // indices come from max_pool2d (each in [-1, in_h * in_w); -1 scatters nothing), or are null
