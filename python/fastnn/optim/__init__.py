@@ -116,8 +116,9 @@ def _copy_state(value, param):
     return array.astype(param.dtype, copy=True)
 
 
-def _check(name, value, low=0.0):
-    if not value >= low:
+def _check(name, value):
+    """Rejects negative (and NaN) hyper-parameters, with torch's message."""
+    if not value >= 0.0:
         raise ValueError(f"Invalid {name}: {value}")
 
 
