@@ -97,8 +97,10 @@ py::array conv2d(const py::array& input, const py::array& weight, const py::obje
   }
   auto y = new_array(output_shape(s));
   float* out = data_of(y);
-  py::gil_scoped_release release;
-  cpu::conv2d(s, data_of(input), data_of(weight), bias_data, out);
+  {
+    py::gil_scoped_release release;
+    cpu::conv2d(s, data_of(input), data_of(weight), bias_data, out);
+  }
   return y;
 }
 

@@ -153,8 +153,10 @@ py::array avg_pool2d(const py::array& input, const Pair& kernel_size, const Pair
   const int64_t divisor = check_divisor(op, divisor_override);
   auto output = new_array(p.out);
   float* out = data_of(output);
-  py::gil_scoped_release release;
-  cpu::avg_pool2d(p.s, count_include_pad, divisor, data_of(input), out);
+  {
+    py::gil_scoped_release release;
+    cpu::avg_pool2d(p.s, count_include_pad, divisor, data_of(input), out);
+  }
   return output;
 }
 
