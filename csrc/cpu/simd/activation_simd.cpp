@@ -6,26 +6,14 @@
 #include <cstring>
 
 #include "cpu/simd/activation_simd.h"
+#include "cpu/simd/vec.h"
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kWidth = 16;
-#elif defined(__AVX2__)
-constexpr int kWidth = 8;
-#else
-constexpr int kWidth = 4;
-#endif
-
-typedef float vec __attribute__((vector_size(kWidth * sizeof(float))));
-typedef float vec_unaligned __attribute__((vector_size(kWidth * sizeof(float)), aligned(alignof(float))));
 typedef int ivec __attribute__((vector_size(kWidth * sizeof(int))));
 typedef unsigned uvec __attribute__((vector_size(kWidth * sizeof(unsigned))));
 
-inline vec load(const float* p) { return *reinterpret_cast<const vec_unaligned*>(p); }
-inline void store(float* p, vec v) { *reinterpret_cast<vec_unaligned*>(p) = v; }
-inline vec splat(float s) { return vec{} + s; }
 
 // y[0:n] = f(x[0:n]) one vector at a time; the tail goes through a zero-padded vector.
 template <class F>

@@ -3,28 +3,20 @@
 #include <cstring>
 
 #include "cpu/simd/gemm_simd.h"
+#include "cpu/simd/vec.h"
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int kWidth = 16;
 constexpr int kMR = 12;  // 12 x 2 zmm accumulators + 2 B vectors + 1 broadcast = 27 of 32 registers
 #elif defined(__AVX2__)
-constexpr int kWidth = 8;
 constexpr int kMR = 6;  // 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 registers
 #else
-constexpr int kWidth = 4;
 constexpr int kMR = 4;  // 4 x 2 xmm accumulators of 16 SSE registers
 #endif
 constexpr int kVecs = 2;
 constexpr int kNR = kVecs * kWidth;
-
-typedef float vec __attribute__((vector_size(kWidth * sizeof(float))));
-typedef float vec_unaligned __attribute__((vector_size(kWidth * sizeof(float)), aligned(alignof(float))));
-
-inline vec load(const float* p) { return *reinterpret_cast<const vec_unaligned*>(p); }
-inline void store(float* p, vec v) { *reinterpret_cast<vec_unaligned*>(p) = v; }
 
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
            int64_t cols, float alpha, float beta) {

@@ -1,19 +1,11 @@
 #include "cpu/simd/peak_simd.h"
+#include "cpu/simd/vec.h"
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kWidth = 16;
-#elif defined(__AVX2__)
-constexpr int kWidth = 8;
-#else
-constexpr int kWidth = 4;
-#endif
 // 12 independent chains cover FMA latency (4 cycles) x 2 FMA ports with room to spare.
 constexpr int kChains = 12;
-
-typedef float vec __attribute__((vector_size(kWidth * sizeof(float))));
 
 void fma_loop(int64_t iterations, float* sink) {
   vec acc[kChains];
