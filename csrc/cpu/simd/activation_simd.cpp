@@ -1,19 +1,14 @@
 // Activation kernels written with GCC vector extensions, so the same source becomes AVX-512,
 // AVX2+FMA or SSE2 code depending on the -m flags of the translation unit. exp, sigmoid and
-// tanh are branch-free vector code accurate to ~1-2 ULP; both sides of every select are
-// computed, so each path must be safe (no overflow into garbage) for every input.
-#include <cmath>
+// tanh are branch-free vector code accurate to ~1-2 ULP (exp in vec_math.h); both sides of
+// every select are computed, so each path must be safe (no overflow into garbage) for every input.
 #include <cstring>
 
 #include "cpu/simd/activation_simd.h"
-#include "cpu/simd/vec.h"
+#include "cpu/simd/vec_math.h"
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
-
-typedef int ivec __attribute__((vector_size(kWidth * sizeof(int))));
-typedef unsigned uvec __attribute__((vector_size(kWidth * sizeof(unsigned))));
-
 
 // y[0:n] = f(x[0:n]) one vector at a time; the tail goes through a zero-padded vector.
 template <class F>
@@ -42,38 +37,9 @@ void map2(int64_t n, const float* a, const float* b, float* y, F f) {
   }
 }
 
-inline vec abs(vec x) { return (vec)((ivec)x & 0x7fffffff); }
 // |magnitude| with the sign of `sign`.
 inline vec copysign(vec magnitude, vec sign) {
   return (vec)(((ivec)magnitude & 0x7fffffff) | ((ivec)sign & int(0x80000000)));
-}
-
-// e^x = 2^n * e^r with n = round(x / ln2) and r = x - n ln2 in [-ln2/2, ln2/2] (ln2 split in a
-// hi part exact in float times any n here, and a lo part), e^r by the Cephes expf polynomial
-// (1 + r + r^2 p(r), p of degree 5), within ~1 ULP. x is clamped to [-104, 89] first: below
-// -104 e^x rounds to 0 and above 89 the scaling overflows to inf, so n never leaves [-150, 129].
-// 2^n is applied as two factors 2^(n/2) 2^(n - n/2), each a normal float, so results in the
-// subnormal range round once. NaN fails both clamp tests and propagates.
-inline vec exp(vec x) {
-  x = x < -104.0f ? splat(-104.0f) : x;
-  x = x > 89.0f ? splat(89.0f) : x;
-  const vec magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const vec shifted = x * 1.44269504088896341f + magic;
-  const vec n = shifted - magic;
-  vec r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vec p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const ivec n_int = (ivec)shifted - (ivec)magic;
-  const ivec half = n_int >> 1;
-  const vec scale_a = (vec)((uvec)(half + 127) << 23);
-  const vec scale_b = (vec)((uvec)(n_int - half + 127) << 23);
-  return p * scale_a * scale_b;
 }
 
 // 1 / (1 + e^-x), as 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 with e = e^-|x| <= 1:
@@ -161,26 +127,62 @@ void tanh_backward_from_output(int64_t n, const float* grad_y, const float* y, f
   map2(n, grad_y, y, grad_x, [](vec g, vec t) { return g * (1.0f - t * t); });
 }
 
-// Exact GELU x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2, in a plain scalar loop: there is no
-// vector erf here yet. Double precision, because rounding -x/sqrt2 to float would cost ~x^2 ULPs
-// in the tiny negative tail, and erfc (not 1 + erf) keeps that tail's relative precision.
-constexpr double kSqrtHalf = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+// Exact GELU x Phi(x), Phi the standard normal CDF, through the upper tail Q(a) = 1 - Phi(a) =
+// e^(-a^2/2) R(a) for a = |x|: Phi(x) = Q(a) for x < 0 and 1 - Q(a) (>= 1/2, no cancellation)
+// for x >= 0. R = Q e^(a^2/2) is smooth (1/2 at 0, ~1/(a sqrt(2 pi)) for large a): a degree-10
+// polynomial in u = 1 / (1 + 0.4 a), least-squares fitted to relative error 4.5e-8 on
+// [0, 14.5] (float coefficients; ~2.5 ULP once u and Horner round). e^(-a^2/2) must see the
+// exact square: a float a^2 is off by up to 2^-24 a^2, which is ~50 ULP of e^(-a^2/2) at a = 14.
+// So a = hi + lo with hi its top 12 bits: -hi^2/2 is exact and -lo (a + hi) / 2 = the rest is a
+// small correction for scaled_exp. Beyond a = 14.5, x Phi(x) rounds to -0 (x < 0) or x.
+constexpr float kGeluTail = 14.5f;
+constexpr float kInvSqrt2Pi = 0.398942280f;
 
-void gelu(int64_t n, const float* x, float* y) {
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = x[i];
-    y[i] = float(0.5 * v * std::erfc(-v * kSqrtHalf));
-  }
+inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
+  const vec u = 1.0f / (1.0f + 0.4f * a);
+  vec p = splat(2.958330140e-02f);
+  p = p * u - 1.620294750e-01f;
+  p = p * u + 3.460986018e-01f;
+  p = p * u - 3.232944310e-01f;
+  p = p * u + 7.458541542e-02f;
+  p = p * u - 7.108284626e-04f;
+  p = p * u + 8.124759793e-02f;
+  p = p * u + 1.356814057e-01f;
+  p = p * u + 1.592287272e-01f;
+  p = p * u + 1.596109867e-01f;
+  return p * u - 1.313906751e-06f;
 }
 
-// d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
+// factor * e^(-a^2/2) for a in [0, kGeluTail], exact square as above.
+inline vec scaled_half_gaussian(vec factor, vec a) {
+  const vec hi = (vec)((ivec)a & int(0xfffff000));
+  const vec lo = a - hi;
+  return scaled_exp(factor, -0.5f * hi * hi, -0.5f * lo * (a + hi));
+}
+
+inline vec gelu(vec x) {
+  const vec a = abs(x);
+  const vec in_range = a > kGeluTail ? splat(kGeluTail) : a;  // NaN stays NaN
+  const vec x_q = scaled_half_gaussian(x * normal_tail_ratio(in_range), in_range);  // x Q(a)
+  const vec y = x < 0.0f ? x_q : x - x_q;
+  return a > kGeluTail ? (x < 0.0f ? x * 0.0f : x) : y;  // -inf * 0 is NaN, as in torch
+}
+
+// d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi): with D = e^(-a^2/2)
+// (a / sqrt(2 pi) - R(a)) it is 1 + D for x >= 0 and -D for x < 0. D is 0 near a = 0.75, where
+// the slope crosses 0: there it is accurate in absolute terms (~1e-8), not relative.
+inline vec gelu_slope(vec x) {
+  const vec a = abs(x);
+  const vec in_range = a > kGeluTail ? splat(kGeluTail) : a;
+  const vec d = scaled_half_gaussian(in_range * kInvSqrt2Pi - normal_tail_ratio(in_range), in_range);
+  const vec slope = x < 0.0f ? -d : 1.0f + d;
+  return a > kGeluTail ? (x < 0.0f ? splat(0.0f) : splat(1.0f)) + x * 0.0f : slope;  // NaN at +-inf, as torch
+}
+
+void gelu(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu(v); }); }
+
 void gelu_backward(int64_t n, const float* grad_y, const float* x, float* grad_x) {
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = x[i];
-    const double slope = 0.5 * std::erfc(-v * kSqrtHalf) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
-    grad_x[i] = float(grad_y[i] * slope);
-  }
+  map2(n, grad_y, x, grad_x, [](vec g, vec v) { return g * gelu_slope(v); });
 }
 
 void gelu_tanh(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu_tanh(v); }); }
