@@ -6,6 +6,7 @@
 #include "cpu/simd/activation_simd.h"
 #include "cpu/simd/gemm_simd.h"
 #include "cpu/simd/peak_simd.h"
+#include "cpu/simd/softmax_simd.h"
 
 namespace fastnn::cpu {
 
@@ -14,6 +15,7 @@ struct IsaKernels {
   const GemmKernels* gemm;
   const ActivationKernels* activation;
   const PeakKernels* peak;
+  const SoftmaxKernels* softmax;
 };
 
 // The table picked at import: the best the CPU supports, or FASTNN_ISA if set.

@@ -1,8 +1,9 @@
 // Softmax, log-softmax and the classifier losses. Every op works on rows: the D values of one
 // (outer, inner) position of the (outer, D, inner) view, `inner` apart. for_each_row passes the
 // stride as a compile-time 1 when inner == 1, so the common last-dim / (N, C) case gets
-// unit-stride loops GCC can vectorize; other dims take strided rows in memory order, so
-// neighbouring rows share cache lines and nothing is transposed.
+// unit-stride loops, whose max and exps run in the ISA's vector kernels (softmax_simd.cpp);
+// other dims take strided rows in memory order, so neighbouring rows share cache lines and
+// nothing is transposed.
 #include "fastnn/softmax.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/dispatch.h"
 #include "cpu/parallel.h"
 
 namespace fastnn::cpu {
@@ -44,30 +46,35 @@ float row_max(int64_t D, Stride s, const float* x) {
   return max;
 }
 
-// sum(exp(x - max)). A row of all -inf has max = -inf and every term NaN, as torch gives.
+float row_max(int64_t D, UnitStride, const float* x) { return isa().softmax->row_max(D, x); }
+
+// sum(exp(x - shift)), storing each term in y when y is not null (y may be x). With shift the
+// max, a row of all -inf has every term NaN, as torch gives.
 template <class Stride>
-float row_exp_sum(int64_t D, Stride s, const float* x, float max) {
+float exp_sum(int64_t D, Stride s, const float* x, float shift, float* y) {
   float sum = 0.0f;
-  for (int64_t j = 0; j < D; ++j) sum += std::exp(x[j * s] - max);
+  for (int64_t j = 0; j < D; ++j) {
+    const float e = std::exp(x[j * s] - shift);
+    if (y) y[j * s] = e;
+    sum += e;
+  }
   return sum;
+}
+
+float exp_sum(int64_t D, UnitStride, const float* x, float shift, float* y) {
+  return isa().softmax->exp_sum(D, x, shift, y);
 }
 
 template <class Stride>
 void softmax_row(int64_t D, Stride s, const float* x, float* y) {
-  const float max = row_max(D, s, x);
-  float sum = 0.0f;
-  for (int64_t j = 0; j < D; ++j) {
-    y[j * s] = std::exp(x[j * s] - max);
-    sum += y[j * s];
-  }
-  const float scale = 1.0f / sum;
+  const float scale = 1.0f / exp_sum(D, s, x, row_max(D, s, x), y);
   for (int64_t j = 0; j < D; ++j) y[j * s] *= scale;
 }
 
 template <class Stride>
 void log_softmax_row(int64_t D, Stride s, const float* x, float* y) {
   const float max = row_max(D, s, x);
-  const float log_sum = std::log(row_exp_sum(D, s, x, max));
+  const float log_sum = std::log(exp_sum(D, s, x, max, nullptr));
   // (x - max) - log_sum rather than x - (max + log_sum): x - max is exact for large logits.
   for (int64_t j = 0; j < D; ++j) y[j * s] = (x[j * s] - max) - log_sum;
 }
@@ -80,12 +87,14 @@ void softmax_backward_row(int64_t D, Stride s, const float* g, const float* y, f
   for (int64_t j = 0; j < D; ++j) grad_x[j * s] = y[j * s] * (g[j * s] - dot);
 }
 
-// grad_x = g - softmax * sum(g), where softmax = exp(y). May alias like softmax_backward_row.
+// grad_x = g - softmax * sum(g), where softmax = exp(y), formed in grad_x first. May alias like
+// softmax_backward_row.
 template <class Stride>
 void log_softmax_backward_row(int64_t D, Stride s, const float* g, const float* y, float* grad_x) {
   float sum = 0.0f;
   for (int64_t j = 0; j < D; ++j) sum += g[j * s];
-  for (int64_t j = 0; j < D; ++j) grad_x[j * s] = g[j * s] - std::exp(y[j * s]) * sum;
+  exp_sum(D, s, y, 0.0f, grad_x);
+  for (int64_t j = 0; j < D; ++j) grad_x[j * s] = g[j * s] - grad_x[j * s] * sum;
 }
 
 // The class weights, or ones when there are none, so the loss loops need no branch.
@@ -128,7 +137,7 @@ float shared_grad_scale(const float* grad_output, int64_t count, const int64_t* 
 template <class Stride>
 double cross_entropy_row(int64_t C, Stride s, const float* x, int64_t t, const float* weight, float smoothing) {
   const float max = row_max(C, s, x);
-  const float log_sum = std::log(row_exp_sum(C, s, x, max));
+  const float log_sum = std::log(exp_sum(C, s, x, max, nullptr));
   double loss = (1.0 - smoothing) * weight[t] * (log_sum - (x[t * s] - max));
   if (smoothing != 0.0f) {
     float smooth = 0.0f;
@@ -143,12 +152,7 @@ double cross_entropy_row(int64_t C, Stride s, const float* x, int64_t t, const f
 template <class Stride>
 void cross_entropy_backward_row(int64_t C, Stride s, const float* x, int64_t t, const float* weight,
                                 float weight_total, float smoothing, float scale, float* grad) {
-  const float max = row_max(C, s, x);
-  float sum = 0.0f;
-  for (int64_t c = 0; c < C; ++c) {  // grad holds exp(x - max) for now: one exp per element
-    grad[c * s] = std::exp(x[c * s] - max);
-    sum += grad[c * s];
-  }
+  const float sum = exp_sum(C, s, x, row_max(C, s, x), grad);  // grad holds exp(x - max) for now
   const float target_part = (1.0f - smoothing) * weight[t];
   const float smooth_per_class = smoothing / static_cast<float>(C);
   const float p_scale = scale / sum * (target_part + smooth_per_class * weight_total);

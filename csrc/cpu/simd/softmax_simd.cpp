@@ -1,0 +1,68 @@
+// Softmax row kernels with GCC vector extensions and the vector exp of vec_math.h. Tails go
+// through scalar code with the same exp, so a row's result does not depend on where it ends.
+#include "cpu/simd/softmax_simd.h"
+
+#include <limits>
+
+#include "cpu/simd/vec_math.h"
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+namespace {
+
+float lane_max(vec v) {
+  float max = v[0];
+  for (int k = 1; k < kWidth; ++k) max = v[k] > max ? v[k] : max;
+  return max;
+}
+
+float lane_sum(vec v) {
+  float sum = 0.0f;
+  for (int k = 0; k < kWidth; ++k) sum += v[k];
+  return sum;
+}
+
+// Four accumulators hide the compare-select latency (~3-4 cycles) behind independent loads.
+float row_max(int64_t n, const float* x) {
+  const vec low = splat(-std::numeric_limits<float>::infinity());
+  vec m0 = low, m1 = low, m2 = low, m3 = low;
+  int64_t i = 0;
+  for (; i + 4 * kWidth <= n; i += 4 * kWidth) {
+    const vec a = load(x + i), b = load(x + i + kWidth), c = load(x + i + 2 * kWidth), d = load(x + i + 3 * kWidth);
+    m0 = a > m0 ? a : m0;
+    m1 = b > m1 ? b : m1;
+    m2 = c > m2 ? c : m2;
+    m3 = d > m3 ? d : m3;
+  }
+  for (; i + kWidth <= n; i += kWidth) {
+    const vec a = load(x + i);
+    m0 = a > m0 ? a : m0;
+  }
+  m0 = m1 > m0 ? m1 : m0;
+  m2 = m3 > m2 ? m3 : m2;
+  float max = lane_max(m2 > m0 ? m2 : m0);
+  for (; i < n; ++i) max = x[i] > max ? x[i] : max;
+  return max;
+}
+
+float exp_sum(int64_t n, const float* x, float shift, float* y) {
+  vec sum = {};
+  int64_t i = 0;
+  for (; i + kWidth <= n; i += kWidth) {
+    const vec e = exp(load(x + i) - shift);
+    if (y) store(y + i, e);
+    sum += e;
+  }
+  float total = lane_sum(sum);
+  for (; i < n; ++i) {
+    const float e = exp(splat(x[i] - shift))[0];
+    if (y) y[i] = e;
+    total += e;
+  }
+  return total;
+}
+
+}  // namespace
+
+extern const SoftmaxKernels softmax_kernels = {row_max, exp_sum};
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
