@@ -100,6 +100,15 @@ def test_minus_inf_entries():
             assert np.all(np.isnan(out[3])) and not np.any(np.isnan(out[:3]))
 
 
+
+@pytest.mark.parametrize("at", [0, 20, 36])  # in the first vector, a later one, the scalar tail
+def test_nan_fills_its_row(at):
+    x = randn(3, 37)
+    x[1, at] = np.nan
+    for name in SOFTMAXES:
+        out = getattr(fastnn.ops, name)(x)
+        assert np.all(np.isnan(out[1])) and not np.any(np.isnan(out[::2])), name
+
 # ---- nll_loss, cross_entropy ----
 
 @pytest.mark.parametrize("name", LOSSES)
