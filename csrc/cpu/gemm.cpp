@@ -87,39 +87,50 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
   float* a_packed = a_buffer.get(mc_max * kc_max);
   float* b_packed = b_buffer.get(nc_max * kc_max);
 
-  const bool parallel = !in_parallel_region() && M * N * K >= kParallelFlops;
-  const int threads = parallel ? num_threads() : 1;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  for (int64_t jc = 0; jc < N; jc += kNCCols) {
-    const int64_t nc = std::min(kNCCols, N - jc);
-    const int64_t n_panels = (nc + nr - 1) / nr;
-    for (int64_t pc = 0; pc < K; pc += kKC) {
-      const int64_t kc = std::min(kKC, K - pc);
-      const float block_beta = pc == 0 ? beta : 1.0f;
+  const bool nested = in_parallel_region();
+  const int threads = !nested && M * N * K >= kParallelFlops ? num_threads() : 1;
+  // The worksharing loops below are orphaned: they bind to the innermost enclosing team. A
+  // top-level serial call runs them directly (no OpenMP runtime setup); a call from inside
+  // another parallel region gets a nested team of one, so its loops are not split with the
+  // enclosing team's threads (which are each running their own gemm).
+  auto body = [&] {
+    for (int64_t jc = 0; jc < N; jc += kNCCols) {
+      const int64_t nc = std::min(kNCCols, N - jc);
+      const int64_t n_panels = (nc + nr - 1) / nr;
+      for (int64_t pc = 0; pc < K; pc += kKC) {
+        const int64_t kc = std::min(kKC, K - pc);
+        const float block_beta = pc == 0 ? beta : 1.0f;
 #pragma omp for schedule(static)
-      for (int64_t jp = 0; jp < n_panels; ++jp) {
-        const int64_t j0 = jc + jp * nr;
-        pack_b_panel(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
-                     std::min(nr, N - j0), kc, nr, b_packed + jp * nr * kc);
-      }
-      for (int64_t ic = 0; ic < M; ic += kMCRows) {
-        const int64_t mc = std::min(kMCRows, M - ic);
-        const int64_t m_panels = (mc + mr - 1) / mr;
-#pragma omp for schedule(static)
-        for (int64_t ip = 0; ip < m_panels; ++ip) {
-          const int64_t i0 = ic + ip * mr;
-          pack_a_panel(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
-                       std::min(mr, M - i0), kc, mr, a_packed + ip * mr * kc);
+        for (int64_t jp = 0; jp < n_panels; ++jp) {
+          const int64_t j0 = jc + jp * nr;
+          pack_b_panel(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
+                       std::min(nr, N - j0), kc, nr, b_packed + jp * nr * kc);
         }
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t jp = 0; jp < n_panels; ++jp)
+        for (int64_t ic = 0; ic < M; ic += kMCRows) {
+          const int64_t mc = std::min(kMCRows, M - ic);
+          const int64_t m_panels = (mc + mr - 1) / mr;
+#pragma omp for schedule(static)
           for (int64_t ip = 0; ip < m_panels; ++ip) {
-            const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
-            kernels.micro(kc, a_packed + ip * mr * kc, b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
-                          std::min(mr, M - i0), std::min(nr, N - j0), alpha, block_beta);
+            const int64_t i0 = ic + ip * mr;
+            pack_a_panel(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
+                         std::min(mr, M - i0), kc, mr, a_packed + ip * mr * kc);
           }
+#pragma omp for collapse(2) schedule(static)
+          for (int64_t jp = 0; jp < n_panels; ++jp)
+            for (int64_t ip = 0; ip < m_panels; ++ip) {
+              const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
+              kernels.micro(kc, a_packed + ip * mr * kc, b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
+                            std::min(mr, M - i0), std::min(nr, N - j0), alpha, block_beta);
+            }
+        }
       }
     }
+  };
+  if (threads > 1 || nested) {
+#pragma omp parallel num_threads(threads)
+    body();
+  } else {
+    body();
   }
 }
 
