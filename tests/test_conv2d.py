@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from opcheck import check_inputs, check_op, randn
+import reference
+from opcheck import assert_close, check_inputs, check_op, randn, tolerance
 
 pytestmark = pytest.mark.usefixtures("isa")
 
@@ -52,6 +53,46 @@ def test_single_image_and_channel(n, c_in, c_out):
     check_conv2d(n, c_in, 5, 7, c_out, (3, 3), padding=1)
 
 
+# Few taps (C_in * KH * KW <= 32, stride 1 across) take the direct kernels: output channels in
+# blocks of 16 (8 on AVX2) with a partial one, rows of several vectors plus a partial one, taps
+# in blocks of 3 with a partial one, padding, dilation and a row stride.
+@pytest.mark.parametrize("n,c_in,h,w,c_out,kernel,kwargs", [
+    (3, 1, 28, 29, 32, (3, 3), {}),  # the first layer of the training example, an odd width
+    (2, 1, 9, 41, 19, (3, 3), dict(padding=1)),
+    (2, 2, 7, 20, 5, (1, 2), dict(padding=(0, 1))),
+    (2, 3, 11, 13, 17, (3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=2)),
+    (1, 1, 5, 4, 3, (5, 5), dict(padding=2)),  # 25 taps, rows shorter than a vector
+    (2, 32, 6, 7, 4, (1, 1), dict(padding=1)),  # 32 taps
+])
+def test_direct_few_taps(n, c_in, h, w, c_out, kernel, kwargs):
+    check_conv2d(n, c_in, h, w, c_out, kernel, **kwargs)
+
+
+def test_direct_weight_gradient_ignores_inputs_past_the_row():
+    # The last input column is read only by the last kernel column; the kernel's partial row
+    # vectors must not turn an inf there into NaN in the other columns' gradients.
+    x, w = randn(2, 1, 6, 21), randn(4, 1, 3, 3)
+    x[..., -1] = np.inf
+    grad_w = fastnn.ops.conv2d_backward(np.ones((2, 4, 4, 19), np.float32), x, w)[1]
+    x[..., -1] = 0
+    expected = reference.conv2d_backward(np.ones((2, 4, 4, 19), np.float32), x, w)[1]
+    assert_close("grad_weight", grad_w[..., :2], expected[..., :2], tolerance(2 * 4 * 19))
+
+
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, True), (False, False, True)])
+@pytest.mark.parametrize("c_in", [1, 6])  # direct and GEMM paths
+def test_backward_skips_gradients_not_needed(needs, c_in):
+    x, w, b = randn(2, c_in, 7, 9), randn(5, c_in, 3, 3), randn(5)
+    g = randn(2, 5, 7, 9)
+    full = fastnn.ops.conv2d_backward(g, x, w, b, padding=1)
+    some = fastnn.ops.conv2d_backward(g, x, w, b, padding=1, needs_input_grad=needs)
+    for need, got, expected in zip(needs, some, full):
+        if need:
+            np.testing.assert_array_equal(got, expected)
+        else:
+            assert got is None
+
+
 @pytest.mark.parametrize("kernel,dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1))])
 def test_padding_same_and_valid(kernel, dilation):
     check_conv2d(2, 3, 7, 8, 4, kernel, padding="same", dilation=dilation)
@@ -78,6 +119,7 @@ def test_batch_split_across_threads():
     try:
         check_conv2d(9, 16, 18, 18, 16, (3, 3), padding=1)
         check_conv2d(9, 16, 18, 18, 16, (1, 1))
+        check_conv2d(9, 1, 18, 18, 40, (3, 3))  # direct kernels
     finally:
         fastnn.set_num_threads(threads)
 

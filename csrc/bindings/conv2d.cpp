@@ -104,25 +104,27 @@ py::array conv2d(const py::array& input, const py::array& weight, const py::obje
   return y;
 }
 
+// Gradients skipped (input_grad/weight_grad false, or no bias) are returned as None.
 py::tuple conv2d_backward(const py::array& grad_output, const py::array& input, const py::array& weight,
                           bool has_bias, const Pair& stride, const py::object& padding, const Pair& dilation,
-                          int64_t groups) {
+                          int64_t groups, bool input_grad, bool weight_grad) {
   const char* op = "conv2d_backward";
   const cpu::Conv2dShape s = conv2d_shape(input, weight, stride, padding, dilation, groups, op);
   Shape sg = check_float(grad_output, op, "grad_output", {4}, "(N, C_out, OH, OW)");
   if (sg != output_shape(s))
     value_error(op, ": grad_output must have shape ", shape_str(output_shape(s)), " (the output of conv2d), got ",
                 shape_str(sg));
-  auto grad_input = new_array(shape_of(input));
-  auto grad_weight = new_array(shape_of(weight));
-  py::object grad_bias = py::none();
-  float* gb = nullptr;
-  if (has_bias) {
-    auto b = new_array({s.out_channels});
-    gb = data_of(b);
-    grad_bias = b;
-  }
-  float *gx = data_of(grad_input), *gw = data_of(grad_weight);
+  // An array for each gradient asked for, and its data pointer (null when skipped).
+  auto gradient = [](bool wanted, const Shape& shape, float*& data) -> py::object {
+    if (!wanted) return py::none();
+    auto array = new_array(shape);
+    data = data_of(array);
+    return std::move(array);
+  };
+  float *gx = nullptr, *gw = nullptr, *gb = nullptr;
+  py::object grad_input = gradient(input_grad, shape_of(input), gx);
+  py::object grad_weight = gradient(weight_grad, shape_of(weight), gw);
+  py::object grad_bias = gradient(has_bias, {s.out_channels}, gb);
   {
     py::gil_scoped_release release;
     cpu::conv2d_backward(s, data_of(grad_output), data_of(input), data_of(weight), gx, gw, gb);
@@ -138,7 +140,8 @@ void bind_conv2d(py::module_& m) {
         py::arg("groups") = 1);
   m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("input"), py::arg("weight"),
         py::arg("has_bias"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
-        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1);
+        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("input_grad") = true,
+        py::arg("weight_grad") = true);
 }
 
 }  // namespace fastnn::bindings

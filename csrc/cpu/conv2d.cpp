@@ -7,12 +7,15 @@
 // With at least as many images as threads, each thread takes whole images with its own
 // column buffer and gemm runs single-threaded inside; with fewer, images go one at a time
 // and gemm and im2col split each image across the threads.
+// Few taps (R <= kDirectMaxTaps, e.g. a first layer with one input channel) take direct
+// kernels for forward and backward-weight instead (cpu/simd/conv2d_simd.h).
 #include "fastnn/conv2d.h"
 
 #include <algorithm>
 #include <memory>
 #include <vector>
 
+#include "cpu/dispatch.h"
 #include "cpu/parallel.h"
 #include "fastnn/gemm.h"
 
@@ -23,12 +26,15 @@ namespace {
 constexpr int64_t kParallelFlops = int64_t(1) << 21;
 // im2col/col2im elements (128 KB) worth handing to another thread.
 constexpr int64_t kParallelCopy = int64_t(1) << 15;
+// With K = R = 9 a GEMM does 9 FMAs per C element it packs and stores; a direct kernel keeps
+// 16 output channels in registers and loads one input vector per 16 FMAs, whatever R.
+constexpr int64_t kDirectMaxTaps = 32;
 
 struct Geometry {
   int64_t group_in, group_out;  // channels per group
   int64_t col_rows;             // R = group_in * KH * KW
   int64_t in_plane, out_plane;  // H * W and P = out_h * out_w
-  bool direct;                  // 1x1, stride 1, no padding: col is the input itself
+  bool pointwise;               // 1x1, stride 1, no padding: col is the input itself
 };
 
 Geometry geometry(const Conv2dShape& s) {
@@ -38,7 +44,7 @@ Geometry geometry(const Conv2dShape& s) {
   g.col_rows = g.group_in * s.kernel_h * s.kernel_w;
   g.in_plane = s.in_h * s.in_w;
   g.out_plane = s.out_h * s.out_w;
-  g.direct = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
+  g.pointwise = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
              s.pad_w == 0 && s.out_h == s.in_h && s.out_w == s.in_w;
   return g;
 }
@@ -115,21 +121,138 @@ void col2im(const Conv2dShape& s, const float* col, int64_t channels, float* ima
                });
 }
 
-// The column matrix of one image's group: the input itself on the direct path, else im2col.
+// The column matrix of one image's group: the input itself on the pointwise path, else im2col.
 const float* columns(const Conv2dShape& s, const Geometry& g, const float* image, float* buffer) {
-  if (g.direct) return image;
+  if (g.pointwise) return image;
   im2col(s, image, g.group_in, buffer);
   return buffer;
 }
 
 std::unique_ptr<float[]> column_buffer(const Geometry& g) {
-  return std::unique_ptr<float[]>(g.direct ? nullptr : new float[g.col_rows * g.out_plane]);
+  return std::unique_ptr<float[]>(g.pointwise ? nullptr : new float[g.col_rows * g.out_plane]);
+}
+
+bool use_direct(const Conv2dShape& s, const Geometry& g) {
+  return s.groups == 1 && s.stride_w == 1 && g.col_rows <= kDirectMaxTaps;
+}
+
+// One image's input planes in a zero-padded buffer, the layout of the direct kernels: tap
+// (c, kh, kw) of output (oh, ow) is data[offsets[tap] + oh * row_stride + ow]. Rows and columns
+// cover every read of the unpadded output (the implied bottom/right zeros included), plus
+// `width` floats of slack for the last vector's overrun. The padding is zeroed once; each image
+// overwrites only the interior.
+struct PaddedImage {
+  int64_t rows, cols, row_stride;
+  std::vector<int64_t> offsets;
+  std::vector<float> data;
+
+  PaddedImage(const Conv2dShape& s, int64_t width)
+      : rows(std::max(s.pad_h + s.in_h, (s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1)),
+        cols(std::max(s.pad_w + s.in_w, s.out_w + (s.kernel_w - 1) * s.dilation_w)),
+        row_stride(s.stride_h * cols),
+        data(s.in_channels * rows * cols + width, 0.0f) {
+    for (int64_t c = 0; c < s.in_channels; ++c)
+      for (int64_t kh = 0; kh < s.kernel_h; ++kh)
+        for (int64_t kw = 0; kw < s.kernel_w; ++kw)
+          offsets.push_back((c * rows + kh * s.dilation_h) * cols + kw * s.dilation_w);
+  }
+
+  const float* fill(const Conv2dShape& s, const float* image) {
+    for (int64_t c = 0; c < s.in_channels; ++c)
+      for (int64_t h = 0; h < s.in_h; ++h)
+        std::copy_n(image + (c * s.in_h + h) * s.in_w, s.in_w, data.data() + (c * rows + s.pad_h + h) * cols + s.pad_w);
+    return data.data();
+  }
+};
+
+// One image's grad_output with rows padded to whole vectors, zero past out_w: the layout
+// direct_weight reads, so that it needs no partial loads.
+struct PaddedGrad {
+  int64_t row_stride;
+  std::vector<float> data;
+
+  PaddedGrad(const Conv2dShape& s, int64_t width)
+      : row_stride((s.out_w + width - 1) / width * width), data(s.out_channels * s.out_h * row_stride, 0.0f) {}
+
+  const float* fill(const Conv2dShape& s, const float* grad) {
+    for (int64_t row = 0; row < s.out_channels * s.out_h; ++row)
+      std::copy_n(grad + row * s.out_w, s.out_w, data.data() + row * row_stride);
+    return data.data();
+  }
+};
+
+// Images per thread: enough multiply-adds to pay for a parallel region.
+int64_t images_per_thread(const Conv2dShape& s, const Geometry& g) {
+  return std::max<int64_t>(1, kParallelFlops / std::max<int64_t>(1, s.out_channels * g.out_plane * g.col_rows));
+}
+
+void direct_forward(const Conv2dShape& s, const Geometry& g, const float* input, const float* weight,
+                    const float* bias, float* output) {
+  const Conv2dKernels& kernels = *isa().conv2d;
+  const int64_t block = kernels.forward_channels, taps = g.col_rows;
+  const int64_t blocks = (s.out_channels + block - 1) / block;
+  // weight as [block][tap][channel in block], bias as [block][channel in block], zero-padded.
+  std::vector<float> packed_weight(blocks * taps * block, 0.0f), packed_bias(blocks * block, 0.0f);
+  for (int64_t o = 0; o < s.out_channels; ++o) {
+    for (int64_t r = 0; r < taps; ++r) packed_weight[(o / block * taps + r) * block + o % block] = weight[o * taps + r];
+    if (bias) packed_bias[o] = bias[o];
+  }
+  parallel_for(s.batch, images_per_thread(s, g), [&](int64_t begin, int64_t end) {
+    PaddedImage padded(s, kernels.width);
+    for (int64_t n = begin; n < end; ++n) {
+      const float* x = padded.fill(s, input + n * s.in_channels * g.in_plane);
+      for (int64_t b = 0; b < blocks; ++b)
+        kernels.direct_forward(x, padded.row_stride, padded.offsets.data(), taps, &packed_weight[b * taps * block],
+                               &packed_bias[b * block], std::min(block, s.out_channels - b * block),
+                               output + (n * s.out_channels + b * block) * g.out_plane, s.out_h, s.out_w);
+    }
+  });
+}
+
+// Splits the batch into `slices` run in parallel, calling body(first_image, end_image,
+// slice_grad_weight). Each slice sums its grad_weight into its own buffer (slice 0 into
+// grad_weight, which may be null) and the buffers are added in a fixed order, so the result
+// does not depend on scheduling.
+template <class Body>
+void over_batch_slices(const Conv2dShape& s, const Geometry& g, int64_t slices, float* grad_weight, Body&& body) {
+  const int64_t weight_size = s.out_channels * g.col_rows;
+  std::vector<float> partial_weights(grad_weight ? (slices - 1) * weight_size : 0, 0.0f);
+  if (grad_weight) std::fill(grad_weight, grad_weight + weight_size, 0.0f);
+  parallel_for(slices, 1, [&](int64_t first, int64_t last) {
+    for (int64_t slice = first; slice < last; ++slice)
+      body(s.batch * slice / slices, s.batch * (slice + 1) / slices,
+           slice == 0 || !grad_weight ? grad_weight : partial_weights.data() + (slice - 1) * weight_size);
+  });
+  if (grad_weight && slices > 1) {
+    parallel_for(weight_size, kParallelCopy, [&](int64_t begin, int64_t end) {
+      for (int64_t slice = 1; slice < slices; ++slice) {
+        const float* partial = partial_weights.data() + (slice - 1) * weight_size;
+        for (int64_t i = begin; i < end; ++i) grad_weight[i] += partial[i];
+      }
+    });
+  }
+}
+
+void direct_backward_weight(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
+                            float* grad_weight) {
+  const Conv2dKernels& kernels = *isa().conv2d;
+  const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
+  over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
+    PaddedImage padded(s, kernels.width);
+    PaddedGrad padded_grad(s, kernels.width);
+    for (int64_t n = begin; n < end; ++n)
+      kernels.direct_weight(padded.fill(s, input + n * s.in_channels * g.in_plane), padded.row_stride,
+                            padded.offsets.data(), g.col_rows,
+                            padded_grad.fill(s, grad_output + n * s.out_channels * g.out_plane),
+                            padded_grad.row_stride, s.out_channels, s.out_h, s.out_w, slice_grad_weight);
+  });
 }
 
 }  // namespace
 
 void conv2d(const Conv2dShape& s, const float* input, const float* weight, const float* bias, float* output) {
   const Geometry g = geometry(s);
+  if (use_direct(s, g)) return direct_forward(s, g, input, weight, bias, output);
   const int64_t slices = batch_slices(s.batch, s.out_channels * g.out_plane * g.col_rows);
   parallel_for(slices, 1, [&](int64_t first, int64_t last) {
     const auto buffer = column_buffer(g);
@@ -166,48 +289,35 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
                    }
                  });
   }
+  if (grad_weight && use_direct(s, g)) {
+    direct_backward_weight(s, g, grad_output, input, grad_weight);
+    grad_weight = nullptr;
+  }
   if (!grad_input && !grad_weight) return;
 
-  // Each slice of the batch sums its grad_weight into its own buffer (slice 0 into grad_weight)
-  // and the buffers are added in a fixed order, so the result does not depend on scheduling.
   const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
-  const int64_t weight_size = s.out_channels * g.col_rows;
-  std::vector<float> partial_weights(grad_weight ? (slices - 1) * weight_size : 0, 0.0f);
-  if (grad_weight) std::fill(grad_weight, grad_weight + weight_size, 0.0f);
-  parallel_for(slices, 1, [&](int64_t first, int64_t last) {
+  over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
     const auto buffer = column_buffer(g);
-    for (int64_t slice = first; slice < last; ++slice) {
-      float* slice_grad_weight =
-          slice == 0 || !grad_weight ? grad_weight : partial_weights.data() + (slice - 1) * weight_size;
-      for (int64_t n = s.batch * slice / slices; n < s.batch * (slice + 1) / slices; ++n)
-        for (int64_t group = 0; group < s.groups; ++group) {
-          const int64_t in_offset = (n * s.in_channels + group * g.group_in) * g.in_plane;
-          const float* dy = grad_output + (n * s.out_channels + group * g.group_out) * g.out_plane;
-          const float* w = weight + group * g.group_out * g.col_rows;
-          if (grad_weight) {
-            gemm(g.group_out, g.col_rows, g.out_plane, 1.0f, dy, g.out_plane, 1,
-                 columns(s, g, input + in_offset, buffer.get()), 1, g.out_plane, 1.0f,
-                 slice_grad_weight + group * g.group_out * g.col_rows, g.col_rows);
-          }
-          if (grad_input && g.direct) {
-            gemm(g.group_in, g.in_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
-                 grad_input + in_offset, g.in_plane);
-          } else if (grad_input) {
-            gemm(g.col_rows, g.out_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
-                 buffer.get(), g.out_plane);
-            col2im(s, buffer.get(), g.group_in, grad_input + in_offset);
-          }
+    for (int64_t n = begin; n < end; ++n)
+      for (int64_t group = 0; group < s.groups; ++group) {
+        const int64_t in_offset = (n * s.in_channels + group * g.group_in) * g.in_plane;
+        const float* dy = grad_output + (n * s.out_channels + group * g.group_out) * g.out_plane;
+        const float* w = weight + group * g.group_out * g.col_rows;
+        if (grad_weight) {
+          gemm(g.group_out, g.col_rows, g.out_plane, 1.0f, dy, g.out_plane, 1,
+               columns(s, g, input + in_offset, buffer.get()), 1, g.out_plane, 1.0f,
+               slice_grad_weight + group * g.group_out * g.col_rows, g.col_rows);
         }
-    }
-  });
-  if (grad_weight && slices > 1) {
-    parallel_for(weight_size, kParallelCopy, [&](int64_t begin, int64_t end) {
-      for (int64_t slice = 1; slice < slices; ++slice) {
-        const float* partial = partial_weights.data() + (slice - 1) * weight_size;
-        for (int64_t i = begin; i < end; ++i) grad_weight[i] += partial[i];
+        if (grad_input && g.pointwise) {
+          gemm(g.group_in, g.in_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
+               grad_input + in_offset, g.in_plane);
+        } else if (grad_input) {
+          gemm(g.col_rows, g.out_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
+               buffer.get(), g.out_plane);
+          col2im(s, buffer.get(), g.group_in, grad_input + in_offset);
+        }
       }
-    });
-  }
+  });
 }
 
 }  // namespace fastnn::cpu

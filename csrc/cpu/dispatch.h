@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cpu/simd/activation_simd.h"
+#include "cpu/simd/conv2d_simd.h"
 #include "cpu/simd/gemm_simd.h"
 #include "cpu/simd/peak_simd.h"
 #include "cpu/simd/softmax_simd.h"
@@ -15,6 +16,7 @@ struct IsaKernels {
   const GemmKernels* gemm;
   const ActivationKernels* activation;
   const PeakKernels* peak;
+  const Conv2dKernels* conv2d;
   const SoftmaxKernels* softmax;
 };
 

@@ -21,9 +21,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                      as_optional_float32(op, "bias", bias), **_params(op, stride, padding, dilation, groups))
 
 
-def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_input, grad_weight, grad_bias) of conv2d; grad_bias is None when bias is None."""
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    needs_input_grad=(True, True, True)):
+    """(grad_input, grad_weight, grad_bias) of conv2d; grad_bias is None when bias is None, and
+    each gradient whose needs_input_grad entry is false is None, its work skipped (in a first
+    layer, grad_input costs as much as grad_weight and nobody reads it)."""
     op = "conv2d_backward"
+    need_input, need_weight, need_bias = needs_input_grad
     return _C.conv2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                              as_float32(op, "weight", weight), bias is not None,
-                              **_params(op, stride, padding, dilation, groups))
+                              as_float32(op, "weight", weight), bias is not None and bool(need_bias),
+                              **_params(op, stride, padding, dilation, groups),
+                              input_grad=bool(need_input), weight_grad=bool(need_weight))
