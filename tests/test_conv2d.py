@@ -93,6 +93,13 @@ def test_backward_skips_gradients_not_needed(needs, c_in):
             assert got is None
 
 
+# col is built for blocks of output rows (2^16 floats): 144 x 38-wide rows make blocks of 11
+# rows, the last one partial, each with its own padding rows.
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=2, dilation=2)])
+def test_column_blocks_of_rows(kwargs):
+    check_conv2d(2, 16, 40, 38, 6, (3, 3), **kwargs)
+
+
 @pytest.mark.parametrize("kernel,dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1))])
 def test_padding_same_and_valid(kernel, dilation):
     check_conv2d(2, 3, 7, 8, 4, kernel, padding="same", dilation=dilation)

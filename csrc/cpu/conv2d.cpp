@@ -4,6 +4,7 @@
 //   backward-data    dcol[R, P] = W_g^T @ dY_g, scattered back into the input by col2im
 //   backward-weight  dW_g += dY_g @ col^T, summed over the batch
 // A 1x1, stride-1, unpadded convolution skips im2col: the input image already is col.
+// Otherwise col is built for a block of output rows at a time, small enough to stay in L2.
 // With at least as many images as threads, each thread takes whole images with its own
 // column buffer and gemm runs single-threaded inside; with fewer, images go one at a time
 // and gemm and im2col split each image across the threads.
@@ -26,6 +27,10 @@ namespace {
 constexpr int64_t kParallelFlops = int64_t(1) << 21;
 // im2col/col2im elements (128 KB) worth handing to another thread.
 constexpr int64_t kParallelCopy = int64_t(1) << 15;
+// A block of col (256 KB) that stays in the 1 MB L2 beside gemm's packed panels while gemm
+// reads it: a whole col of 64 channels x 3x3 x 56x56 outputs is 7 MB, written to memory and
+// read back for every image.
+constexpr int64_t kColumnBlock = int64_t(1) << 16;
 // With K = R = 9 a GEMM does 9 FMAs per C element it packs and stores; a direct kernel keeps
 // 16 output channels in registers and loads one input vector per 16 FMAs, whatever R.
 constexpr int64_t kDirectMaxTaps = 32;
@@ -35,6 +40,7 @@ struct Geometry {
   int64_t col_rows;             // R = group_in * KH * KW
   int64_t in_plane, out_plane;  // H * W and P = out_h * out_w
   bool pointwise;               // 1x1, stride 1, no padding: col is the input itself
+  int64_t block_rows;           // output rows per block of col (all of them when pointwise)
 };
 
 Geometry geometry(const Conv2dShape& s) {
@@ -46,6 +52,9 @@ Geometry geometry(const Conv2dShape& s) {
   g.out_plane = s.out_h * s.out_w;
   g.pointwise = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
              s.pad_w == 0 && s.out_h == s.in_h && s.out_w == s.in_w;
+  g.block_rows = g.pointwise ? s.out_h
+                             : std::clamp<int64_t>(kColumnBlock / std::max<int64_t>(1, g.col_rows * s.out_w), 1,
+                                                   std::max<int64_t>(1, s.out_h));
   return g;
 }
 
@@ -69,11 +78,16 @@ Range inside(int64_t offset, int64_t stride, int64_t size, int64_t outputs) {
   return {begin, std::clamp(end, begin, outputs)};
 }
 
-// col[(c * KH + kh) * KW + kw, oh * out_w + ow] = image[c, oh * stride + kh * dilation - pad, ...],
-// zero where that falls in the padding. Rows are split across threads (serial inside a
-// parallel region).
-void im2col(const Conv2dShape& s, const float* image, int64_t channels, float* col) {
-  const int64_t kernel = s.kernel_h * s.kernel_w, plane = s.out_h * s.out_w;
+// Output rows [begin, end) of the image.
+struct Rows {
+  int64_t begin, end;
+};
+
+// col[(c * KH + kh) * KW + kw, (oh - rows.begin) * out_w + ow] = image[c, oh * stride + kh * dilation - pad, ...]
+// for the output rows oh in `out_rows`, zero where that falls in the padding. col's rows are
+// split across threads (serial inside a parallel region).
+void im2col(const Conv2dShape& s, const float* image, int64_t channels, Rows out_rows, float* col) {
+  const int64_t kernel = s.kernel_h * s.kernel_w, plane = (out_rows.end - out_rows.begin) * s.out_w;
   parallel_for(channels * kernel, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, plane)),
                [&](int64_t begin, int64_t end) {
                  for (int64_t r = begin; r < end; ++r) {
@@ -81,14 +95,20 @@ void im2col(const Conv2dShape& s, const float* image, int64_t channels, float* c
                    const float* src = image + c * s.in_h * s.in_w;
                    float* dst = col + r * plane;
                    const int64_t row_offset = kh * s.dilation_h - s.pad_h, col_offset = kw * s.dilation_w - s.pad_w;
-                   const Range rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
+                   const Range all_rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
+                   const Range rows = {std::clamp(all_rows.begin, out_rows.begin, out_rows.end) - out_rows.begin,
+                                       std::clamp(all_rows.end, out_rows.begin, out_rows.end) - out_rows.begin};
                    const Range cols = inside(col_offset, s.stride_w, s.in_w, s.out_w);
                    std::fill(dst, dst + rows.begin * s.out_w, 0.0f);
                    for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-                     const float* in = src + (oh * s.stride_h + row_offset) * s.in_w;
+                     const float* in = src + ((out_rows.begin + oh) * s.stride_h + row_offset) * s.in_w;
                      float* out = dst + oh * s.out_w;
                      std::fill(out, out + cols.begin, 0.0f);
-                     for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * s.stride_w + col_offset];
+                     if (s.stride_w == 1) {
+                       std::copy(in + cols.begin + col_offset, in + cols.end + col_offset, out + cols.begin);
+                     } else {
+                       for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * s.stride_w + col_offset];
+                     }
                      std::fill(out + cols.end, out + s.out_w, 0.0f);
                    }
                    std::fill(dst + rows.end * s.out_w, dst + plane, 0.0f);
@@ -96,24 +116,26 @@ void im2col(const Conv2dShape& s, const float* image, int64_t channels, float* c
                });
 }
 
-// The adjoint of im2col: image = 0, then every col element is added to the input pixel it was
-// read from (padding reads are dropped). Split by channel, so no two threads add to one pixel.
-void col2im(const Conv2dShape& s, const float* col, int64_t channels, float* image) {
-  const int64_t kernel = s.kernel_h * s.kernel_w, plane = s.out_h * s.out_w;
+// The adjoint of im2col: every col element is added to the input pixel it was read from
+// (padding reads are dropped); the caller zeroes the image first. Split by channel, so no two
+// threads add to one pixel.
+void col2im(const Conv2dShape& s, const float* col, int64_t channels, Rows out_rows, float* image) {
+  const int64_t kernel = s.kernel_h * s.kernel_w, plane = (out_rows.end - out_rows.begin) * s.out_w;
   parallel_for(channels, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, kernel * plane)),
                [&](int64_t begin, int64_t end) {
                  for (int64_t c = begin; c < end; ++c) {
                    float* dst = image + c * s.in_h * s.in_w;
-                   std::fill(dst, dst + s.in_h * s.in_w, 0.0f);
                    for (int64_t k = 0; k < kernel; ++k) {
                      const int64_t kh = k / s.kernel_w, kw = k % s.kernel_w;
                      const float* src = col + (c * kernel + k) * plane;
                      const int64_t row_offset = kh * s.dilation_h - s.pad_h, col_offset = kw * s.dilation_w - s.pad_w;
-                     const Range rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
+                     const Range all_rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
+                     const int64_t row_begin = std::clamp(all_rows.begin, out_rows.begin, out_rows.end);
+                     const int64_t row_end = std::clamp(all_rows.end, out_rows.begin, out_rows.end);
                      const Range cols = inside(col_offset, s.stride_w, s.in_w, s.out_w);
-                     for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+                     for (int64_t oh = row_begin; oh < row_end; ++oh) {
                        float* in = dst + (oh * s.stride_h + row_offset) * s.in_w;
-                       const float* out = src + oh * s.out_w;
+                       const float* out = src + (oh - out_rows.begin) * s.out_w;
                        for (int64_t ow = cols.begin; ow < cols.end; ++ow) in[ow * s.stride_w + col_offset] += out[ow];
                      }
                    }
@@ -121,15 +143,26 @@ void col2im(const Conv2dShape& s, const float* col, int64_t channels, float* ima
                });
 }
 
-// The column matrix of one image's group: the input itself on the pointwise path, else im2col.
-const float* columns(const Conv2dShape& s, const Geometry& g, const float* image, float* buffer) {
+// The column block of one image's group for output rows `rows` (row stride: their
+// out_w * count): the input itself on the pointwise path, else im2col.
+const float* columns(const Conv2dShape& s, const Geometry& g, const float* image, Rows rows, float* buffer) {
   if (g.pointwise) return image;
-  im2col(s, image, g.group_in, buffer);
+  im2col(s, image, g.group_in, rows, buffer);
   return buffer;
 }
 
-std::unique_ptr<float[]> column_buffer(const Geometry& g) {
-  return std::unique_ptr<float[]>(g.pointwise ? nullptr : new float[g.col_rows * g.out_plane]);
+std::unique_ptr<float[]> column_buffer(const Conv2dShape& s, const Geometry& g) {
+  return std::unique_ptr<float[]>(g.pointwise ? nullptr : new float[g.col_rows * g.block_rows * s.out_w]);
+}
+
+// Calls body(rows, first_column, columns) on each block of output rows, first_column being the
+// first's offset in the output plane.
+template <class Body>
+void over_row_blocks(const Conv2dShape& s, const Geometry& g, Body&& body) {
+  for (int64_t begin = 0; begin < s.out_h; begin += g.block_rows) {
+    const Rows rows{begin, std::min(s.out_h, begin + g.block_rows)};
+    body(rows, begin * s.out_w, (rows.end - begin) * s.out_w);
+  }
 }
 
 bool use_direct(const Conv2dShape& s, const Geometry& g) {
@@ -255,7 +288,7 @@ void conv2d(const Conv2dShape& s, const float* input, const float* weight, const
   if (use_direct(s, g)) return direct_forward(s, g, input, weight, bias, output);
   const int64_t slices = batch_slices(s.batch, s.out_channels * g.out_plane * g.col_rows);
   parallel_for(slices, 1, [&](int64_t first, int64_t last) {
-    const auto buffer = column_buffer(g);
+    const auto buffer = column_buffer(s, g);
     for (int64_t n = s.batch * first / slices; n < s.batch * last / slices; ++n)
       for (int64_t group = 0; group < s.groups; ++group) {
         const float* x = input + (n * s.in_channels + group * g.group_in) * g.in_plane;
@@ -264,8 +297,11 @@ void conv2d(const Conv2dShape& s, const float* input, const float* weight, const
           for (int64_t o = 0; o < g.group_out; ++o)
             std::fill(y + o * g.out_plane, y + (o + 1) * g.out_plane, bias[group * g.group_out + o]);
         }
-        gemm(g.group_out, g.out_plane, g.col_rows, 1.0f, weight + group * g.group_out * g.col_rows, g.col_rows, 1,
-             columns(s, g, x, buffer.get()), g.out_plane, 1, bias ? 1.0f : 0.0f, y, g.out_plane);
+        over_row_blocks(s, g, [&](Rows rows, int64_t first_column, int64_t columns_count) {
+          gemm(g.group_out, columns_count, g.col_rows, 1.0f, weight + group * g.group_out * g.col_rows, g.col_rows,
+               1, columns(s, g, x, rows, buffer.get()), columns_count, 1, bias ? 1.0f : 0.0f, y + first_column,
+               g.out_plane);
+        });
       }
   });
 }
@@ -297,25 +333,30 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
 
   const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
-    const auto buffer = column_buffer(g);
+    const auto buffer = column_buffer(s, g);
     for (int64_t n = begin; n < end; ++n)
       for (int64_t group = 0; group < s.groups; ++group) {
         const int64_t in_offset = (n * s.in_channels + group * g.group_in) * g.in_plane;
         const float* dy = grad_output + (n * s.out_channels + group * g.group_out) * g.out_plane;
         const float* w = weight + group * g.group_out * g.col_rows;
-        if (grad_weight) {
-          gemm(g.group_out, g.col_rows, g.out_plane, 1.0f, dy, g.out_plane, 1,
-               columns(s, g, input + in_offset, buffer.get()), 1, g.out_plane, 1.0f,
-               slice_grad_weight + group * g.group_out * g.col_rows, g.col_rows);
-        }
         if (grad_input && g.pointwise) {
           gemm(g.group_in, g.in_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
                grad_input + in_offset, g.in_plane);
         } else if (grad_input) {
-          gemm(g.col_rows, g.out_plane, g.group_out, 1.0f, w, 1, g.col_rows, dy, g.out_plane, 1, 0.0f,
-               buffer.get(), g.out_plane);
-          col2im(s, buffer.get(), g.group_in, grad_input + in_offset);
+          std::fill(grad_input + in_offset, grad_input + in_offset + g.group_in * g.in_plane, 0.0f);
         }
+        over_row_blocks(s, g, [&](Rows rows, int64_t first_column, int64_t columns_count) {
+          if (grad_weight) {
+            gemm(g.group_out, g.col_rows, columns_count, 1.0f, dy + first_column, g.out_plane, 1,
+                 columns(s, g, input + in_offset, rows, buffer.get()), 1, columns_count, 1.0f,
+                 slice_grad_weight + group * g.group_out * g.col_rows, g.col_rows);
+          }
+          if (grad_input && !g.pointwise) {
+            gemm(g.col_rows, columns_count, g.group_out, 1.0f, w, 1, g.col_rows, dy + first_column, g.out_plane, 1,
+                 0.0f, buffer.get(), columns_count);
+            col2im(s, buffer.get(), g.group_in, rows, grad_input + in_offset);
+          }
+        });
       }
   });
 }
