@@ -93,7 +93,7 @@ def test_backward_skips_gradients_not_needed(needs, c_in):
             assert got is None
 
 
-# col is built for blocks of output rows (2^16 floats): 144 x 38-wide rows make blocks of 11
+# col is built for blocks of output rows (2^17 floats): 144 x 38-wide rows make blocks of 23
 # rows, the last one partial, each with its own padding rows.
 @pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=2, dilation=2)])
 def test_column_blocks_of_rows(kwargs):
