@@ -87,8 +87,12 @@ void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* b
     }
   });
   if (!best_at) return;
-  for (int64_t ow = 0; ow < s.out_w; ++ow)
-    best_at[ow] = best_sweep[ow] < 0 ? -1 : scratch.sweep_start[best_sweep[ow]] + ow * s.stride_w;
+  // Locals, not s.* or the vector: a store to best_at (int64) could alias them, and GCC would
+  // reload them for every column.
+  const int64_t* sweep_start = scratch.sweep_start.data();
+  const int64_t out_w = s.out_w, stride_w = s.stride_w;
+  for (int64_t ow = 0; ow < out_w; ++ow)
+    best_at[ow] = best_sweep[ow] < 0 ? -1 : sweep_start[best_sweep[ow]] + ow * stride_w;
 }
 
 // The window along one axis as torch sizes it for the divisor: `padded` counts padding but
