@@ -410,3 +410,43 @@ def test_a_small_cnn_learns():
                 p -= 0.1 * p.grad
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (64, 1001)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_kernel_mask_rate_and_backward(shape, dtype):
+    p = 0.3
+    x = rng.standard_normal(shape).astype(dtype)
+    fastnn.manual_seed(3)
+    t = fastnn.tensor(x, requires_grad=True)
+    y = F.dropout(t, p)
+    kept = y._data != 0
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y._data[kept], x[kept] / (1 - p), rtol=1e-6)
+    if x.size > 10000:  # 64064 draws: the kept fraction is within 0.01 of 0.7 (5 sigma is 0.009)
+        assert abs(kept.mean() - (1 - p)) < 0.01
+    grad = rng.standard_normal(shape).astype(dtype)
+    y.backward(fastnn.tensor(grad))
+    np.testing.assert_allclose(t.grad._data, np.where(kept, grad / (1 - p), 0), rtol=1e-6)
+
+
+def test_dropout_masks_are_seeded_fresh_per_call_and_independent_of_threads():
+    x = fastnn.ones(300, 301)
+    masks, default_threads = [], fastnn.get_num_threads()
+    for threads in (1, 2):
+        fastnn.set_num_threads(threads)
+        fastnn.manual_seed(5)
+        masks.append((F.dropout(x, 0.5)._data != 0, F.dropout(x, 0.5)._data != 0))
+    fastnn.set_num_threads(default_threads)
+    (a1, b1), (a2, b2) = masks
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(b1, b2)
+    assert 0.45 < (a1 == b1).mean() < 0.55  # two calls draw unrelated masks
+
+
+def test_dropout_of_a_strided_input():
+    fastnn.manual_seed(1)
+    x = fastnn.tensor(rng.standard_normal((6, 8)).astype(np.float32)).T
+    y = F.dropout(x, 0.5)
+    kept = y._data != 0
+    np.testing.assert_allclose(y._data[kept], 2 * x._data[kept], rtol=1e-6)

@@ -247,3 +247,53 @@ def test_matches_torch_over_many_steps(name, kwargs):
         opt.step()
         ref.step()
     np.testing.assert_allclose(ours._data, theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def adam_reference(p, grads, lr, betas, eps, weight_decay, amsgrad, decoupled):
+    """torch.optim.Adam's documented rule in float64, one step per gradient."""
+    p = p.astype(np.float64)
+    m, v, v_max = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        g = g.astype(np.float64)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+        v_max = np.maximum(v_max, v)
+        v_hat = (v_max if amsgrad else v) / (1 - betas[1] ** t)
+        p = p - lr * m / (1 - betas[0] ** t) / (np.sqrt(v_hat) + eps)
+    return p
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (optim.Adam, dict(lr=0.01, weight_decay=1e-2)),
+    (optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), amsgrad=True)),
+    (optim.AdamW, dict(lr=0.01, weight_decay=0.1)),
+])
+@pytest.mark.parametrize("shape,dtype", [((1,), np.float32), ((3, 37), np.float32), ((301, 257), np.float32),
+                                         ((5, 7), np.float64)])
+def test_fused_adam_matches_float64_reference(cls, kwargs, shape, dtype):
+    # (301, 257) is above the kernel's per-thread minimum, so its slices run on several threads.
+    rng = np.random.default_rng(2)
+    start = rng.standard_normal(shape).astype(dtype)
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(5)]
+    p = nn.Parameter(fastnn.tensor(start))
+    opt = cls([p], **kwargs)
+    for g in grads:
+        p.grad = fastnn.tensor(g)
+        opt.step()
+    assert p._data.dtype == dtype
+    expected = adam_reference(start, grads, kwargs["lr"], kwargs.get("betas", (0.9, 0.999)), 1e-8,
+                              kwargs.get("weight_decay", 0), kwargs.get("amsgrad", False), cls is optim.AdamW)
+    np.testing.assert_allclose(p._data, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_fused_adam_updates_a_strided_parameter_in_place():
+    base = np.zeros((4, 6), dtype=np.float32)
+    p = nn.Parameter(fastnn.tensor(np.zeros(1, np.float32)))
+    p._data = base.T  # a view: the step must write through to base
+    p.grad = fastnn.tensor(np.ones((6, 4), dtype=np.float32))
+    optim.Adam([p], lr=0.1).step()
+    np.testing.assert_allclose(base, -0.1, rtol=1e-6)

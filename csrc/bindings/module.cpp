@@ -15,6 +15,8 @@ void bind_pool(py::module_& m);
 void bind_activation(py::module_& m);
 void bind_softmax(py::module_& m);
 void bind_peak(py::module_& m);
+void bind_optim(py::module_& m);
+void bind_dropout(py::module_& m);
 }  // namespace fastnn::bindings
 
 namespace {
@@ -63,4 +65,6 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bindings::bind_activation(m);
   fastnn::bindings::bind_softmax(m);
   fastnn::bindings::bind_peak(m);
+  fastnn::bindings::bind_optim(m);
+  fastnn::bindings::bind_dropout(m);
 }

@@ -2,14 +2,15 @@
 
 Kernel ops (conv2d, linear, pooling, activations, softmax, nll_loss, cross_entropy) run
 fastnn.ops.<name> forward and fastnn.ops.<name>_backward backward, with the same arguments.
-dropout, batch_norm and the regression/binary losses are NumPy glue written here.
+dropout calls its C++ kernel directly; batch_norm and the regression/binary losses are NumPy
+glue written here.
 """
 import numpy as np
 
-from .. import ops
+from .. import _C, ops
 from ..autograd import Function
 from ..random import generator
-from ..tensor import Mul, Tensor, array_module
+from ..tensor import Tensor, array_module
 
 __all__ = ["conv2d", "linear", "max_pool2d", "avg_pool2d", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
            "softmax", "log_softmax", "dropout", "batch_norm", "nll_loss", "cross_entropy", "mse_loss",
@@ -124,6 +125,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return Kernel.apply(input, target, weight, op="cross_entropy", kwargs=kwargs)
 
 
+class Dropout(Function):
+    """The mask is a function of (seed, element index) drawn in C++ (fastnn._C.dropout), so the
+    backward regenerates it from the seed: one pass each way and no mask kept in between."""
+
+    def forward(self, input, p, seed):
+        self.p, self.seed = p, seed
+        return _C.dropout(np.ascontiguousarray(input), p, seed)
+
+    def backward(self, grad):
+        return (_C.dropout(np.ascontiguousarray(grad), self.p, self.seed),)
+
+
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
     if not 0 <= p <= 1:
@@ -132,10 +145,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1:
         return input * 0
-    mask = generator().random(input.shape, dtype=np.float32) >= p
-    scaled = mask.astype(input.dtype)
-    scaled *= 1 / (1 - p)
-    return Mul.apply(input, scaled)
+    # The seed comes from fastnn's global generator, so manual_seed makes the masks repeatable.
+    return Dropout.apply(input, p=p, seed=int(generator().integers(1 << 64, dtype=np.uint64)))
 
 
 class BatchNorm(Function):

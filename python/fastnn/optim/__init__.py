@@ -1,13 +1,15 @@
 """Optimizers with PyTorch's names, defaults and update rules (torch.optim's documentation).
 
-Each step loops over parameters, never over elements: every update is a handful of whole-array
-NumPy operations written in place (out=, *=, +=) into the parameter's backing array and the
-optimizer's state arrays, with a scratch array or two per parameter per step.
+Each step loops over parameters, never over elements. Adam and AdamW call one fused C++ pass
+per parameter (fastnn._C.adam_step); the others are a handful of whole-array NumPy operations
+written in place (out=, *=, +=) into the parameter's backing array and the optimizer's state
+arrays, with a scratch array or two per parameter per step.
 """
 import math
 
 import numpy as np
 
+from .. import _C
 from ..autograd import enable_grad
 from . import lr_scheduler
 
@@ -178,40 +180,25 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad))
 
     def _update(self, param, grad, state, group):
-        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
         if not state:
-            state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+            state.update(step=0, exp_avg=np.zeros(param.shape, param.dtype),
+                         exp_avg_sq=np.zeros(param.shape, param.dtype))
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param)
+                state["max_exp_avg_sq"] = np.zeros(param.shape, param.dtype)
         state["step"] += 1
         t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        scratch = np.empty_like(param)
-        if self._decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-            g = grad
-        else:
-            g = _decayed(grad, param, weight_decay)
-        # m += (1-beta1)*(g - m) is beta1*m + (1-beta1)*g with one scratch array and no temporaries.
-        np.subtract(g, m, out=scratch)
-        scratch *= 1 - beta1
-        m += scratch
-        np.multiply(g, g, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        # The bias corrections fold into two scalars, as torch's implementation does:
-        # lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps).
-        np.sqrt(v, out=scratch)
-        scratch *= 1 / math.sqrt(1 - beta2 ** t)
-        scratch += eps
-        np.divide(m, scratch, out=scratch)
-        scratch *= lr / (1 - beta1 ** t)
-        param -= scratch
+        # One fused pass in C++ (the kernel wants contiguous arrays; a strided parameter is
+        # updated through a contiguous copy). The bias corrections fold into two scalars, as
+        # torch's implementation does: lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps).
+        target = param if param.flags.c_contiguous else np.ascontiguousarray(param)
+        _C.adam_step(target, np.ascontiguousarray(grad, dtype=param.dtype), state["exp_avg"], state["exp_avg_sq"],
+                     state.get("max_exp_avg_sq"), lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
+                     weight_decay=weight_decay, decoupled_weight_decay=self._decoupled_weight_decay,
+                     step_size=lr / (1 - beta1 ** t), bias_correction2_sqrt=math.sqrt(1 - beta2 ** t))
+        if target is not param:
+            param[...] = target
 
 
 class AdamW(Adam):
