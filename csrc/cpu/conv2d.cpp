@@ -236,8 +236,9 @@ void direct_forward(const Conv2dShape& s, const Geometry& g, const float* input,
     for (int64_t n = begin; n < end; ++n) {
       const float* x = padded.fill(s, input + n * s.in_channels * g.in_plane);
       for (int64_t b = 0; b < blocks; ++b)
-        kernels.direct_forward(x, padded.row_stride, padded.offsets.data(), taps, &packed_weight[b * taps * block],
-                               &packed_bias[b * block], std::min(block, s.out_channels - b * block),
+        kernels.direct_forward(x, padded.row_stride, padded.offsets.data(), taps,
+                               packed_weight.data() + b * taps * block, packed_bias.data() + b * block,
+                               std::min(block, s.out_channels - b * block),
                                output + (n * s.out_channels + b * block) * g.out_plane, s.out_h, s.out_w);
     }
   });

@@ -74,7 +74,8 @@ void direct_weight(const float* input, int64_t row_stride, const int64_t* offset
     for (int64_t o0 = 0; o0 < channels; o0 += kWeightChannels) {
       const int64_t channel_count = std::min<int64_t>(kWeightChannels, channels - o0);
       int64_t grad_offset[kWeightChannels];
-      for (int o = 0; o < kWeightChannels; ++o) grad_offset[o] = (o0 + std::min<int64_t>(o, channel_count - 1)) * grad_plane;
+      for (int o = 0; o < kWeightChannels; ++o)
+        grad_offset[o] = (o0 + std::min<int64_t>(o, channel_count - 1)) * grad_plane;
       vec acc[kWeightChannels][kWeightTaps] = {};
       for (int64_t oh = 0; oh < out_h; ++oh)
         for (int64_t ow = 0; ow < out_w; ow += kWidth) {
