@@ -41,26 +41,32 @@ struct AlignedBuffer {
 
 int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
+// dst[k*mr + i] = A(i, k), zero-padded to mr rows. The loops walk A along its unit stride, so
+// a transposed operand is read contiguously too.
 void pack_a_panel(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, int64_t mr,
                   float* dst) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = a[i * row_stride + k * col_stride];
-  for (int64_t i = rows; i < mr; ++i)
-    for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.0f;
+  if (col_stride == 1) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = a[i * row_stride + k];
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t i = 0; i < rows; ++i) dst[k * mr + i] = a[i * row_stride + k * col_stride];
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t i = rows; i < mr; ++i) dst[k * mr + i] = 0.0f;
 }
 
+// dst[k*nr + j] = B(k, j), zero-padded to nr columns; same unit-stride rule as pack_a_panel.
 void pack_b_panel(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, int64_t nr,
                   float* dst) {
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* src = b + k * row_stride;
-    float* out = dst + k * nr;
-    if (col_stride == 1) {
-      std::memcpy(out, src, cols * sizeof(float));
-    } else {
-      for (int64_t j = 0; j < cols; ++j) out[j] = src[j * col_stride];
-    }
-    for (int64_t j = cols; j < nr; ++j) out[j] = 0.0f;
+  if (col_stride == 1) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * nr, b + k * row_stride, cols * sizeof(float));
+  } else {
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = b[k * row_stride + j * col_stride];
   }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = cols; j < nr; ++j) dst[k * nr + j] = 0.0f;
 }
 
 void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {

@@ -9,7 +9,10 @@ namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int kMR = 12;  // 12 x 2 zmm accumulators + 2 B vectors + 1 broadcast = 27 of 32 registers
+// 8 x 2 zmm accumulators: channel counts and batch sizes (the M of conv and linear) are
+// multiples of 8, so no row of a tile is wasted; 16 independent FMAs cover the FMA latency, and
+// measured on Zen 4 it beat 12x32 and 8x48 on both square and conv-shaped products.
+constexpr int kMR = 8;
 #elif defined(__AVX2__)
 constexpr int kMR = 6;  // 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 registers
 #else
@@ -22,12 +25,12 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
            int64_t cols, float alpha, float beta) {
   vec acc[kMR][kVecs] = {};
   for (int64_t k = 0; k < kc; ++k) {
-    vec b0 = load(b), b1 = load(b + kWidth);
+    vec bv[kVecs];
+    for (int v = 0; v < kVecs; ++v) bv[v] = load(b + v * kWidth);
 #pragma GCC unroll 16
-    for (int i = 0; i < kMR; ++i) {
-      acc[i][0] += a[i] * b0;
-      acc[i][1] += a[i] * b1;
-    }
+    for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[i][v] += a[i] * bv[v];
     a += kMR;
     b += kNR;
   }
