@@ -90,7 +90,8 @@ def conv2d_cases(shapes=CONV_SHAPES):
 
 def max_pool_cases():
     x = _rand(64, 32, 112, 112)
-    case = Case("max_pool2d 2x2 fwd+bwd", "64x32x112x112", 4.0 * x.size * (1 + 0.25 + 0.25 + 1), "GB/s")
+    # forward reads x, writes y and int64 indices; backward reads grad and indices, writes dx
+    case = Case("max_pool2d 2x2 fwd+bwd", "64x32x112x112", 4.0 * x.size * (1 + 0.25 + 0.5 + 0.25 + 0.5 + 1), "GB/s")
 
     def run():
         y, indices = ops.max_pool2d(x, 2, return_indices=True)
@@ -108,18 +109,21 @@ def activation_cases(names=ACTIVATIONS, size=1 << 24):
     x, g = _rand(size), _rand(size)
     for name in names:
         forward = Case(f"{name} fwd", f"{size}", 8.0 * size, "GB/s")  # read x, write y
-        backward = Case(f"{name} bwd", f"{size}", 12.0 * size, "GB/s")  # read g and x, write dx
+        backward = Case(f"{name} bwd", f"{size}", 12.0 * size, "GB/s")  # read g and x (or y), write dx
         forward.runners["fastnn"] = lambda f=getattr(ops, name): f(x)
-        backward.runners["fastnn"] = lambda f=getattr(ops, name + "_backward"): f(g, x)
+        # sigmoid and tanh backward read the forward's output, as PyTorch's do
+        saved = {"saved": getattr(ops, name)(x)} if name in ("sigmoid", "tanh") else {}
+        backward.runners["fastnn"] = lambda f=getattr(ops, name + "_backward"), saved=saved: f(g, x, **saved)
         if name == "relu":
             forward.runners["numpy"] = lambda: np.maximum(x, 0)
         if torch:
             tx, tg = torch.from_numpy(x), torch.from_numpy(g)
             tf = getattr(torch_functional, name) if name != "tanh" else torch.tanh
             forward.runners["torch"] = lambda tf=tf: tf(tx)
+            ty = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}.get(name, lambda t: t)(tx)
             backward_op = {"relu": lambda: torch.ops.aten.threshold_backward(tg, tx, 0.0),
-                           "sigmoid": lambda: torch.ops.aten.sigmoid_backward(tg, torch.sigmoid(tx)),
-                           "tanh": lambda: torch.ops.aten.tanh_backward(tg, torch.tanh(tx)),
+                           "sigmoid": lambda: torch.ops.aten.sigmoid_backward(tg, ty),
+                           "tanh": lambda: torch.ops.aten.tanh_backward(tg, ty),
                            "gelu": lambda: torch.ops.aten.gelu_backward(tg, tx)}[name]
             backward.runners["torch"] = backward_op
         yield forward
