@@ -41,34 +41,6 @@ struct AlignedBuffer {
 
 int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-// dst[k*mr + i] = A(i, k), zero-padded to mr rows. The loops walk A along its unit stride, so
-// a transposed operand is read contiguously too.
-void pack_a_panel(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, int64_t mr,
-                  float* dst) {
-  if (col_stride == 1) {
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = a[i * row_stride + k];
-  } else {
-    for (int64_t k = 0; k < kc; ++k)
-      for (int64_t i = 0; i < rows; ++i) dst[k * mr + i] = a[i * row_stride + k * col_stride];
-  }
-  for (int64_t k = 0; k < kc; ++k)
-    for (int64_t i = rows; i < mr; ++i) dst[k * mr + i] = 0.0f;
-}
-
-// dst[k*nr + j] = B(k, j), zero-padded to nr columns; same unit-stride rule as pack_a_panel.
-void pack_b_panel(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, int64_t nr,
-                  float* dst) {
-  if (col_stride == 1) {
-    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * nr, b + k * row_stride, cols * sizeof(float));
-  } else {
-    for (int64_t j = 0; j < cols; ++j)
-      for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = b[k * row_stride + j * col_stride];
-  }
-  for (int64_t k = 0; k < kc; ++k)
-    for (int64_t j = cols; j < nr; ++j) dst[k * nr + j] = 0.0f;
-}
-
 void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
@@ -109,8 +81,8 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
 #pragma omp for schedule(static)
         for (int64_t jp = 0; jp < n_panels; ++jp) {
           const int64_t j0 = jc + jp * nr;
-          pack_b_panel(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
-                       std::min(nr, N - j0), kc, nr, b_packed + jp * nr * kc);
+          kernels.pack_b(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
+                         std::min(nr, N - j0), kc, b_packed + jp * nr * kc);
         }
         for (int64_t ic = 0; ic < M; ic += kMCRows) {
           const int64_t mc = std::min(kMCRows, M - ic);
@@ -118,8 +90,8 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
 #pragma omp for schedule(static)
           for (int64_t ip = 0; ip < m_panels; ++ip) {
             const int64_t i0 = ic + ip * mr;
-            pack_a_panel(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
-                         std::min(mr, M - i0), kc, mr, a_packed + ip * mr * kc);
+            kernels.pack_a(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
+                           std::min(mr, M - i0), kc, a_packed + ip * mr * kc);
           }
 #pragma omp for collapse(2) schedule(static)
           for (int64_t jp = 0; jp < n_panels; ++jp)

@@ -1,5 +1,7 @@
 // GEMM micro-kernel written with GCC vector extensions, so the same source becomes AVX-512,
 // AVX2+FMA or SSE2 code depending on the -m flags of the translation unit.
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "cpu/simd/gemm_simd.h"
@@ -55,8 +57,79 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
     }
 }
 
+typedef int32_t ivec __attribute__((vector_size(kWidth * sizeof(int32_t))));
+
+// Swaps the off-diagonal kHalf-wide lane blocks of rows lo and hi: with kHalf = kWidth/2,
+// kWidth/4, ..., 1 over every row pair this transposes kWidth x kWidth in kWidth*log2(kWidth)
+// two-source shuffles (64 for a 16x16 zmm tile: ~0.25 shuffles per float where a scalar
+// transpose pays a load and a store per float).
+template <int kHalf>
+void swap_blocks(vec& lo, vec& hi) {
+  ivec from_lo, from_hi;
+  for (int l = 0; l < kWidth; ++l) {
+    from_lo[l] = (l & kHalf) ? kWidth + l - kHalf : l;
+    from_hi[l] = (l & kHalf) ? kWidth + l : l + kHalf;
+  }
+  const vec new_lo = __builtin_shuffle(lo, hi, from_lo);
+  hi = __builtin_shuffle(lo, hi, from_hi);
+  lo = new_lo;
+}
+
+template <int kHalf>
+void transpose_step(vec (&rows)[kWidth]) {
+  for (int i = 0; i < kWidth; ++i)
+    if (!(i & kHalf)) swap_blocks<kHalf>(rows[i], rows[i + kHalf]);
+  if constexpr (kHalf > 1) transpose_step<kHalf / 2>(rows);
+}
+
+// rows[r][l] becomes rows[l][r].
+void transpose(vec (&rows)[kWidth]) { transpose_step<kWidth / 2>(rows); }
+
+// Packs a kc x count block whose unit stride runs along k (a row-major A, a transposed B):
+// dst[k*dst_stride + j] = src[j*src_stride + k] for j < count <= kLanes <= kWidth (zero for
+// count <= j < kLanes: the panel's padding) through kWidth x kWidth register transposes, kLanes
+// lanes stored per k. Returns the k where the whole-vector part ends.
+template <int kLanes>
+int64_t pack_transposed(const float* src, int64_t src_stride, int64_t count, int64_t kc, int64_t dst_stride,
+                        float* dst) {
+  int64_t k = 0;
+  for (; k + kWidth <= kc; k += kWidth) {
+    vec rows[kWidth] = {};
+    for (int64_t j = 0; j < count; ++j) rows[j] = load(src + j * src_stride + k);
+    transpose(rows);
+    for (int l = 0; l < kWidth; ++l) std::memcpy(dst + (k + l) * dst_stride, &rows[l], kLanes * sizeof(float));
+  }
+  return k;
+}
+
+// kMR <= kWidth on every ISA: one transpose covers a panel's rows.
+void pack_a(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, float* dst) {
+  const int64_t k0 = col_stride == 1 ? pack_transposed<kMR>(a, row_stride, rows, kc, kMR, dst) : 0;
+  for (int64_t k = k0; k < kc; ++k)
+    for (int64_t i = 0; i < rows; ++i) dst[k * kMR + i] = a[i * row_stride + k * col_stride];
+  for (int64_t k = k0; k < kc; ++k)
+    for (int64_t i = rows; i < kMR; ++i) dst[k * kMR + i] = 0.0f;
+}
+
+void pack_b(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, float* dst) {
+  if (col_stride == 1) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNR, b + k * row_stride, cols * sizeof(float));
+  } else {
+    int64_t k0 = 0;
+    if (row_stride == 1) {
+      for (int64_t j0 = 0; j0 < cols; j0 += kWidth)
+        k0 = pack_transposed<kWidth>(b + j0 * col_stride, col_stride, std::min<int64_t>(kWidth, cols - j0), kc,
+                                     kNR, dst + j0);
+    }
+    for (int64_t k = k0; k < kc; ++k)
+      for (int64_t j = 0; j < cols; ++j) dst[k * kNR + j] = b[k * row_stride + j * col_stride];
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = cols; j < kNR; ++j) dst[k * kNR + j] = 0.0f;
+}
+
 }  // namespace
 
-extern const GemmKernels gemm_kernels = {kMR, kNR, micro};
+extern const GemmKernels gemm_kernels = {kMR, kNR, micro, pack_a, pack_b};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
