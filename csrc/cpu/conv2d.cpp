@@ -117,6 +117,16 @@ void im2col(const Conv2dShape& s, const float* image, int64_t channels, Rows out
                });
 }
 
+// dst[i * stride] += src[i]; the restrict lets the compiler vectorize the unit-stride case,
+// which the aliasing of two float pointers otherwise keeps scalar.
+void add_strided(float* __restrict dst, int64_t stride, const float* __restrict src, int64_t count) {
+  if (stride == 1) {
+    for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
+  } else {
+    for (int64_t i = 0; i < count; ++i) dst[i * stride] += src[i];
+  }
+}
+
 // The adjoint of im2col: every col element is added to the input pixel it was read from
 // (padding reads are dropped); the caller zeroes the image first. Split by channel, so no two
 // threads add to one pixel.
@@ -137,7 +147,8 @@ void col2im(const Conv2dShape& s, const float* col, int64_t channels, Rows out_r
                      for (int64_t oh = row_begin; oh < row_end; ++oh) {
                        float* in = dst + (oh * s.stride_h + row_offset) * s.in_w;
                        const float* out = src + (oh - out_rows.begin) * s.out_w;
-                       for (int64_t ow = cols.begin; ow < cols.end; ++ow) in[ow * s.stride_w + col_offset] += out[ow];
+                       add_strided(in + cols.begin * s.stride_w + col_offset, s.stride_w, out + cols.begin,
+                                   cols.end - cols.begin);
                      }
                    }
                  }
