@@ -97,8 +97,10 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
           for (int64_t jp = 0; jp < n_panels; ++jp)
             for (int64_t ip = 0; ip < m_panels; ++ip) {
               const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
-              kernels.micro(kc, a_packed + ip * mr * kc, b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
-                            std::min(mr, M - i0), std::min(nr, N - j0), alpha, block_beta);
+              const int64_t cols = std::min(nr, N - j0);
+              (2 * cols <= nr ? kernels.micro_half : kernels.micro)(kc, a_packed + ip * mr * kc,
+                                                                    b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
+                                                                    std::min(mr, M - i0), cols, alpha, block_beta);
             }
         }
       }

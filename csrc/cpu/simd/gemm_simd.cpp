@@ -20,9 +20,10 @@ constexpr int kMR = 6;  // 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 
 #else
 constexpr int kMR = 4;  // 4 x 2 xmm accumulators of 16 SSE registers
 #endif
-constexpr int kVecs = 2;
-constexpr int kNR = kVecs * kWidth;
+constexpr int kNR = 2 * kWidth;
 
+// kVecs vectors of C columns per row; the B panel rows are kNR apart either way.
+template <int kVecs>
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
            int64_t cols, float alpha, float beta) {
   vec acc[kMR][kVecs] = {};
@@ -36,7 +37,7 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
     a += kMR;
     b += kNR;
   }
-  if (rows == kMR && cols == kNR) {
+  if (rows == kMR && cols == kVecs * kWidth) {
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
       float* row = c + i * ldc;
@@ -48,7 +49,7 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
     }
     return;
   }
-  alignas(64) float tile[kMR][kNR];
+  alignas(64) float tile[kMR][kVecs * kWidth];
   std::memcpy(tile, acc, sizeof tile);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) {
@@ -130,6 +131,6 @@ void pack_b(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols
 
 }  // namespace
 
-extern const GemmKernels gemm_kernels = {kMR, kNR, micro, pack_a, pack_b};
+extern const GemmKernels gemm_kernels = {kMR, kNR, micro<2>, micro<1>, pack_a, pack_b};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

@@ -10,6 +10,10 @@ struct GemmKernels {
   // Panels are packed and zero-padded to full mr/nr; beta == 0 means C is not read.
   void (*micro)(int64_t kc, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                 int64_t rows, int64_t cols, float alpha, float beta);
+  // The same for at most nr/2 columns (B panel still nr wide): half the FMAs of micro on a
+  // narrow last panel, e.g. the 4 columns past 6 x 32 of a 14x14 output plane.
+  void (*micro_half)(int64_t kc, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
+                     int64_t rows, int64_t cols, float alpha, float beta);
   // dst[k*mr + i] = A(i, k) for i < rows, k < kc, zero-padded to mr rows, with
   // A(i, k) = a[i*row_stride + k*col_stride].
   void (*pack_a)(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, float* dst);
