@@ -100,6 +100,21 @@ def test_column_blocks_of_rows(kwargs):
     check_conv2d(2, 16, 40, 38, 6, (3, 3), **kwargs)
 
 
+# 3x3 stride-1 layers with >= 8 channels take Winograd F(2x2, 3x3) forward and backward-data:
+# odd output sizes (a half tile at the bottom/right), padding 0..2 per axis (2 - padding in the
+# backward-data), tile rows wider than one vector (out_w 35: 18 tiles).
+@pytest.mark.parametrize("h,w", [(7, 9), (3, 3), (6, 37)])
+@pytest.mark.parametrize("padding", [0, 1, 2, (2, 0)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_winograd(h, w, padding, bias):
+    check_conv2d(2, 8, h, w, 11, (3, 3), bias=bias, padding=padding)
+
+
+def test_winograd_blocks_of_tile_rows():
+    # 8 + 8 channels and 64 tiles a row: blocks of 6144 / 64 = 96 tile rows, the last partial.
+    check_conv2d(1, 8, 200, 128, 8, (3, 3), padding=1)
+
+
 @pytest.mark.parametrize("kernel,dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1))])
 def test_padding_same_and_valid(kernel, dilation):
     check_conv2d(2, 3, 7, 8, 4, kernel, padding="same", dilation=dilation)

@@ -26,6 +26,24 @@ struct Conv2dKernels {
   void (*direct_weight)(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
                         const float* grad, int64_t grad_row_stride, int64_t channels, int64_t out_h, int64_t out_w,
                         float* grad_weight);
+
+  // Winograd F(2x2, 3x3) transforms (see conv2d.cpp) over tile rows [0, tile_rows) of one image,
+  // vectorized along the tiles_w tiles of a row. A block's tiles are numbered t = th * tiles_w +
+  // tw, and a transformed array x of it holds element (xi, channel, t) at
+  // x[xi * xi_stride + channel * row + t], 0 <= xi < 16; row has `width` floats of slack past the
+  // block's last tile, which the last partial vector of a tile row overruns.
+  //
+  // The input comes split by column parity: padded row r of channel c has its even columns at
+  // split[(c * split_rows + r) * 2 * half + j] and its odd ones `half` floats later, so the four
+  // columns 2tw + {0,1,2,3} of a tile are plain vector loads (half >= tiles_w rounded up to
+  // whole vectors, plus one). Tile (th, tw) reads padded rows 2th .. 2th + 3.
+  void (*winograd_input)(const float* split, int64_t split_rows, int64_t half, int64_t channels,
+                         int64_t tile_rows, int64_t tiles_w, float* v, int64_t xi_stride, int64_t row);
+  // out[o * out_h * out_w + (2th + i) * out_w + 2tw + j] = bias[o] (0 if null) + (A^T m A)[i][j]
+  // for every output inside out_h x out_w (out points at the block's first tile row).
+  void (*winograd_output)(const float* m, int64_t xi_stride, int64_t row, int64_t channels, int64_t tile_rows,
+                          int64_t tiles_w, const float* bias, float* out, int64_t out_plane, int64_t out_h,
+                          int64_t out_w);
 };
 
 }  // namespace fastnn::cpu
