@@ -6,6 +6,7 @@ set -euo pipefail
 name=${1:-dev}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build/dev-$name
+mkdir -p "$root/build"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSKBUILD_PROJECT_VERSION=0.1.0 \
   -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" -DFASTNN_CUDA="${FASTNN_CUDA:-OFF}" \
   -DFASTNN_SANITIZE="${FASTNN_SANITIZE:-OFF}" >"$build.configure.log" 2>&1 || { cat "$build.configure.log" >&2; exit 1; }
