@@ -100,7 +100,7 @@ def test_column_blocks_of_rows(kwargs):
     check_conv2d(2, 16, 40, 38, 6, (3, 3), **kwargs)
 
 
-# 3x3 stride-1 layers with >= 8 channels take Winograd F(2x2, 3x3) forward and backward-data:
+# 3x3 stride-1 layers with >= 8 channels take Winograd F(2x2, 3x3) forward and backward:
 # odd output sizes (a half tile at the bottom/right), padding 0..2 per axis (2 - padding in the
 # backward-data), tile rows wider than one vector (out_w 35: 18 tiles).
 @pytest.mark.parametrize("h,w", [(7, 9), (3, 3), (6, 37)])
@@ -111,7 +111,8 @@ def test_winograd(h, w, padding, bias):
 
 
 def test_winograd_blocks_of_tile_rows():
-    # 8 + 8 channels and 64 tiles a row: blocks of 6144 / 64 = 96 tile rows, the last partial.
+    # 8 + 8 channels and 64 tiles a row: blocks of 6144 / 64 = 96 tile rows, the last partial
+    # (test_winograd has blocks of two whole images).
     check_conv2d(1, 8, 200, 128, 8, (3, 3), padding=1)
 
 

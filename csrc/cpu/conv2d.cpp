@@ -271,6 +271,68 @@ bool use_winograd(const Conv2dShape& s) {
          std::min(s.in_channels, s.out_channels) >= kWinogradMinChannels;
 }
 
+// Tiles and buffer sizes of one Winograd pass (see winograd_input in conv2d_simd.h).
+// A block is either tile rows of one image or, when images are small, whole images: their tiles
+// side by side make one longer GEMM (a 24x24 output has 144 tiles, a short GEMM edge).
+struct WinogradPlan {
+  int64_t tiles_h, tiles_w, block_rows;  // tile rows per block (all when it holds whole images)
+  int64_t block_images;                  // images per block
+  int64_t row;                           // a transformed block's row: its tiles plus a vector of slack
+  int64_t half, split_rows;              // the parity-split input's half-row and rows per channel
+};
+
+WinogradPlan winograd_plan(const Conv2dShape& s, int64_t width) {
+  WinogradPlan p;
+  p.tiles_h = (s.out_h + 1) / 2, p.tiles_w = (s.out_w + 1) / 2;
+  const int64_t rows_fit =
+      kWinogradBlockFloats / (16 * (s.in_channels + s.out_channels) * std::max<int64_t>(1, p.tiles_w));
+  p.block_rows = std::clamp<int64_t>(rows_fit, 1, std::max<int64_t>(1, p.tiles_h));
+  p.block_images = std::clamp<int64_t>(rows_fit / std::max<int64_t>(1, p.tiles_h), 1, std::max<int64_t>(1, s.batch));
+  p.row = p.block_images * p.block_rows * p.tiles_w + width;
+  p.half = (p.tiles_w + width - 1) / width * width + 1, p.split_rows = 2 * p.tiles_h + 2;
+  return p;
+}
+
+// The planes x[channels, h, w] padded by pad_h rows and pad_w columns before, columns split by
+// parity (the layout winograd_input reads); rows past the image are left as they are (zero).
+void split_by_parity(const float* x, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
+                     const WinogradPlan& p, float* split) {
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t y = 0; y < h && y + pad_h < p.split_rows; ++y) {
+      const float* src = x + (c * h + y) * w;
+      float* dst = split + (c * p.split_rows + y + pad_h) * 2 * p.half;
+      for (int64_t parity = 0; parity < 2; ++parity) {
+        // Padded column 2j + parity is column 2j + parity - pad_w of x; j in [first, last) is inside.
+        const int64_t first = (pad_w - parity + 1) / 2;
+        const int64_t last = std::clamp<int64_t>((w + pad_w - parity + 1) / 2, first, p.half);
+        float* part = dst + parity * p.half;
+        const float* column = src + 2 * first + parity - pad_w;
+        std::fill(part, part + first, 0.0f);
+        for (int64_t j = 0; j < last - first; ++j) part[first + j] = column[2 * j];
+        std::fill(part + last, part + p.half, 0.0f);
+      }
+    }
+}
+
+// For images [begin, end) block by block: transform(n, first_tile_row, tile_rows, offset) for
+// each image part of the block (offset: its first tile's column in the transformed arrays, in
+// order, so a part's overrun is overwritten by the next), then multiply(tiles in the block), then
+// finish(n, first_tile_row, tile_rows, offset) for each part.
+template <class Transform, class Multiply, class Finish>
+void over_winograd_blocks(const Conv2dShape& s, const WinogradPlan& p, int64_t begin, int64_t end,
+                          Transform&& transform, Multiply&& multiply, Finish&& finish) {
+  const int64_t image_tiles = p.tiles_h * p.tiles_w;
+  for (int64_t n0 = begin; n0 < end; n0 += p.block_images) {
+    const int64_t n1 = std::min(end, n0 + p.block_images);
+    for (int64_t tb = 0; tb < p.tiles_h; tb += p.block_rows) {
+      const int64_t rows = std::min(p.block_rows, p.tiles_h - tb);
+      for (int64_t n = n0; n < n1; ++n) transform(n, tb, rows, (n - n0) * image_tiles);
+      multiply((n1 - n0) * rows * p.tiles_w);
+      for (int64_t n = n0; n < n1; ++n) finish(n, tb, rows, (n - n0) * image_tiles);
+    }
+  }
+}
+
 void winograd_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                       float* output) {
   const Conv2dKernels& kernels = *isa().conv2d;
@@ -293,42 +355,23 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
         for (int j = 0; j < 4; ++j) u[((4 * i + j) * out + o) * in + c] = row[j];
       }
     }
-  const int64_t tiles_h = (s.out_h + 1) / 2, tiles_w = (s.out_w + 1) / 2, width = kernels.width;
-  const int64_t block_rows = std::clamp<int64_t>(kWinogradBlockFloats / (16 * (in + out) * std::max<int64_t>(1, tiles_w)), 1,
-                                                    std::max<int64_t>(1, tiles_h));
-  const int64_t row = block_rows * tiles_w + width;
-  const int64_t half = (tiles_w + width - 1) / width * width + 1, split_rows = 2 * tiles_h + 2;
+  const WinogradPlan p = winograd_plan(s, kernels.width);
+  const int64_t row = p.row;
   parallel_for(s.batch, images_per_thread(s, 9 * in), [&](int64_t begin, int64_t end) {
-    std::vector<float> split(in * split_rows * 2 * half, 0.0f), v(16 * in * row, 0.0f), m(16 * out * row, 0.0f);
-    for (int64_t n = begin; n < end; ++n) {
-      // The image with its padding, columns split by parity; rows outside it stay zero.
-      for (int64_t c = 0; c < in; ++c)
-        for (int64_t h = 0; h < s.in_h && h + s.pad_h < split_rows; ++h) {
-          const float* x = input + ((n * in + c) * s.in_h + h) * s.in_w;
-          float* dst = split.data() + (c * split_rows + h + s.pad_h) * 2 * half;
-          for (int64_t parity = 0; parity < 2; ++parity) {
-            // Padded column 2j + parity is input column w = 2j + parity - pad_w; j in [first, last) is inside.
-            const int64_t first = (s.pad_w - parity + 1) / 2;
-            const int64_t last = std::clamp<int64_t>((s.in_w + s.pad_w - parity + 1) / 2, first, half);
-            float* part = dst + parity * half;
-            const float* column = x + 2 * first + parity - s.pad_w;
-            std::fill(part, part + first, 0.0f);
-            for (int64_t j = 0; j < last - first; ++j) part[first + j] = column[2 * j];
-            std::fill(part + last, part + half, 0.0f);
-          }
-        }
-      for (int64_t tb = 0; tb < tiles_h; tb += block_rows) {
-        const int64_t rows = std::min(block_rows, tiles_h - tb), tiles = rows * tiles_w;
-        kernels.winograd_input(split.data() + 4 * tb * half, split_rows, half, in, rows, tiles_w, v.data(),
-                               in * row, row);
-        for (int64_t xi = 0; xi < 16; ++xi)
-          gemm(out, tiles, in, 1.0f, u.data() + xi * out * in, in, 1, v.data() + xi * in * row, row, 1, 0.0f,
-               m.data() + xi * out * row, row);
-        kernels.winograd_output(m.data(), out * row, row, out, rows, tiles_w, bias,
-                                output + n * out * out_plane + 2 * tb * s.out_w, out_plane, s.out_h - 2 * tb,
-                                s.out_w);
-      }
-    }
+    std::vector<float> split(in * p.split_rows * 2 * p.half, 0.0f), v(16 * in * row, 0.0f), m(16 * out * row, 0.0f);
+    over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
+      if (tb == 0)
+        split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split.data());
+      kernels.winograd_input(split.data() + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w,
+                             v.data() + offset, in * row, row);
+    }, [&](int64_t tiles) {
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm(out, tiles, in, 1.0f, u.data() + xi * out * in, in, 1, v.data() + xi * in * row, row, 1, 0.0f,
+             m.data() + xi * out * row, row);
+    }, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
+      kernels.winograd_output(m.data() + offset, out * row, row, out, rows, p.tiles_w, bias,
+                              output + n * out * out_plane + 2 * tb * s.out_w, out_plane, s.out_h - 2 * tb, s.out_w);
+    });
   });
 }
 
@@ -369,6 +412,51 @@ void over_batch_slices(const Conv2dShape& s, const Geometry& g, int64_t slices, 
       }
     });
   }
+}
+
+// grad_weight of a 3x3 stride-1 layer by the same transforms: with V = B^T d B and
+// Q = A dY A^T per tile, dL/dU = sum over tiles of Q .* V (16 GEMMs [C_out, tiles] @ [tiles, C_in])
+// and grad_weight = G^T (dL/dU) G.
+void winograd_backward_weight(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
+                              float* grad_weight) {
+  const Conv2dKernels& kernels = *isa().conv2d;
+  const int64_t in = s.in_channels, out = s.out_channels;
+  const WinogradPlan p = winograd_plan(s, kernels.width);
+  const int64_t row = p.row, slices = batch_slices(s.batch, 2 * out * g.out_plane * g.col_rows);
+  over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
+    std::vector<float> split(in * p.split_rows * 2 * p.half, 0.0f), split_grad(out * p.split_rows * 2 * p.half, 0.0f);
+    std::vector<float> v(16 * in * row, 0.0f), q(16 * out * row, 0.0f), du(16 * out * in, 0.0f);
+    over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
+      if (tb == 0) {
+        split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split.data());
+        split_by_parity(grad_output + n * out * g.out_plane, out, s.out_h, s.out_w, 0, 0, p, split_grad.data());
+      }
+      kernels.winograd_input(split.data() + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w,
+                             v.data() + offset, in * row, row);
+      kernels.winograd_gradient(split_grad.data() + 4 * tb * p.half, p.split_rows, p.half, out, rows, p.tiles_w,
+                                q.data() + offset, out * row, row);
+    }, [&](int64_t tiles) {
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm(out, in, tiles, 1.0f, q.data() + xi * out * row, row, 1, v.data() + xi * in * row, 1, row, 1.0f,
+             du.data() + xi * out * in, in);
+    }, [](int64_t, int64_t, int64_t, int64_t) {});
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t c = 0; c < in; ++c) {
+        float x[4][4], r[3][4];
+        for (int xi = 0; xi < 16; ++xi) x[xi / 4][xi % 4] = du[(xi * out + o) * in + c];
+        for (int j = 0; j < 4; ++j) {
+          r[0][j] = x[0][j] + 0.5f * (x[1][j] + x[2][j]);
+          r[1][j] = 0.5f * (x[1][j] - x[2][j]);
+          r[2][j] = 0.5f * (x[1][j] + x[2][j]) + x[3][j];
+        }
+        float* w = slice_grad_weight + (o * in + c) * 9;
+        for (int a = 0; a < 3; ++a) {
+          w[3 * a + 0] += r[a][0] + 0.5f * (r[a][1] + r[a][2]);
+          w[3 * a + 1] += 0.5f * (r[a][1] - r[a][2]);
+          w[3 * a + 2] += 0.5f * (r[a][1] + r[a][2]) + r[a][3];
+        }
+      }
+  });
 }
 
 void direct_backward_weight(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
@@ -433,6 +521,10 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
   }
   if (grad_weight && use_direct(s, g)) {
     direct_backward_weight(s, g, grad_output, input, grad_weight);
+    grad_weight = nullptr;
+  }
+  if (grad_weight && use_winograd(s)) {
+    winograd_backward_weight(s, g, grad_output, input, grad_weight);
     grad_weight = nullptr;
   }
   if (grad_input && use_winograd(s)) {

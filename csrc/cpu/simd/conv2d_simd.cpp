@@ -132,6 +132,31 @@ void winograd_input(const float* split, int64_t split_rows, int64_t half, int64_
       }
 }
 
+void winograd_gradient(const float* split, int64_t split_rows, int64_t half, int64_t channels, int64_t tile_rows,
+                       int64_t tiles_w, float* q, int64_t xi_stride, int64_t row) {
+  for (int64_t o = 0; o < channels; ++o)
+    for (int64_t th = 0; th < tile_rows; ++th)
+      for (int64_t tw = 0; tw < tiles_w; tw += kWidth) {
+        const float* even = split + (o * split_rows + 2 * th) * 2 * half + tw;
+        const vec g0[2] = {load(even), load(even + half)};
+        const vec g1[2] = {load(even + 2 * half), load(even + 3 * half)};
+        vec t[4][2];
+        for (int j = 0; j < 2; ++j) {
+          t[0][j] = g0[j];
+          t[1][j] = g0[j] + g1[j];
+          t[2][j] = g0[j] - g1[j];
+          t[3][j] = -g1[j];
+        }
+        float* dst = q + o * row + th * tiles_w + tw;
+        for (int i = 0; i < 4; ++i) {
+          store(dst + (4 * i + 0) * xi_stride, t[i][0]);
+          store(dst + (4 * i + 1) * xi_stride, t[i][0] + t[i][1]);
+          store(dst + (4 * i + 2) * xi_stride, t[i][0] - t[i][1]);
+          store(dst + (4 * i + 3) * xi_stride, -t[i][1]);
+        }
+      }
+}
+
 // Y = A^T m A, A^T = [1 1 1 0; 0 1 -1 -1]; the two output columns of a tile are interleaved
 // into two vectors of 2 * kWidth consecutive outputs.
 void winograd_output(const float* m, int64_t xi_stride, int64_t row, int64_t channels, int64_t tile_rows,
@@ -172,7 +197,7 @@ void winograd_output(const float* m, int64_t xi_stride, int64_t row, int64_t cha
 
 }  // namespace
 
-extern const Conv2dKernels conv2d_kernels = {kWidth,          kForwardChannels, direct_forward, direct_weight,
-                                             winograd_input, winograd_output};
+extern const Conv2dKernels conv2d_kernels = {kWidth,         kForwardChannels,  direct_forward, direct_weight,
+                                             winograd_input, winograd_gradient, winograd_output};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
