@@ -1,0 +1,70 @@
+// Output buffers of >= 1 MiB are kept for reuse when NumPy frees them, up to 256 MiB in all
+// (oldest freed first out). Training and benchmarks call the same ops with the same shapes
+// over and over, so an exact-size match is the common case; a kept buffer's pages are already
+// mapped, so writing it costs memory bandwidth only, not a page fault per 4 KiB.
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <new>
+
+#include "bindings/common.h"
+
+namespace fastnn::bindings {
+namespace {
+
+constexpr size_t kMinCachedBytes = size_t(1) << 20;
+constexpr size_t kMaxIdleBytes = size_t(256) << 20;
+
+struct Block {
+  void* data;
+  size_t bytes;
+};
+
+std::mutex cache_mutex;
+std::deque<Block> idle;  // freed blocks, oldest first
+size_t idle_bytes = 0;
+
+Block take(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    for (auto it = idle.rbegin(); it != idle.rend(); ++it) {
+      if (it->bytes == bytes) {
+        Block block = *it;
+        idle.erase(std::next(it).base());
+        idle_bytes -= bytes;
+        return block;
+      }
+    }
+  }
+  void* data = std::aligned_alloc(64, bytes);
+  if (!data) throw std::bad_alloc();
+  return {data, bytes};
+}
+
+void give_back(Block block) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  idle.push_back(block);
+  idle_bytes += block.bytes;
+  while (idle_bytes > kMaxIdleBytes) {
+    idle_bytes -= idle.front().bytes;
+    std::free(idle.front().data);
+    idle.pop_front();
+  }
+}
+
+}  // namespace
+
+py::array_t<float> new_array(const Shape& shape) {
+  const size_t bytes = size_t(product(shape)) * sizeof(float);
+  if (bytes < kMinCachedBytes) return py::array_t<float>(shape);
+  // aligned_alloc wants a multiple of the alignment; equal sizes still round alike.
+  Block* block = new Block(take((bytes + 63) / 64 * 64));
+  py::capsule owner(block, [](void* pointer) {
+    Block* freed = static_cast<Block*>(pointer);
+    give_back(*freed);
+    delete freed;
+  });
+  return py::array_t<float>(shape, static_cast<float*>(block->data), owner);
+}
+
+}  // namespace fastnn::bindings
