@@ -84,6 +84,30 @@ struct Rows {
   int64_t begin, end;
 };
 
+// dst[i * stride] += src[i]. The restrict lets the compiler vectorize strides 1 and 2 (a
+// constant stride: 2 becomes loads and shuffles), which the aliasing of two float pointers
+// otherwise keeps scalar.
+void add_strided(float* __restrict dst, int64_t stride, const float* __restrict src, int64_t count) {
+  if (stride == 1) {
+    for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
+  } else if (stride == 2) {
+    for (int64_t i = 0; i < count; ++i) dst[2 * i] += src[i];
+  } else {
+    for (int64_t i = 0; i < count; ++i) dst[i * stride] += src[i];
+  }
+}
+
+// dst[i] = src[i * stride], vectorized for strides 1 and 2 as add_strided.
+void copy_strided(float* __restrict dst, const float* __restrict src, int64_t stride, int64_t count) {
+  if (stride == 1) {
+    std::copy_n(src, count, dst);
+  } else if (stride == 2) {
+    for (int64_t i = 0; i < count; ++i) dst[i] = src[2 * i];
+  } else {
+    for (int64_t i = 0; i < count; ++i) dst[i] = src[i * stride];
+  }
+}
+
 // col[(c * KH + kh) * KW + kw, (oh - rows.begin) * out_w + ow] = image[c, oh * stride + kh * dilation - pad, ...]
 // for the output rows oh in `out_rows`, zero where that falls in the padding. col's rows are
 // split across threads (serial inside a parallel region).
@@ -105,26 +129,13 @@ void im2col(const Conv2dShape& s, const float* image, int64_t channels, Rows out
                      const float* in = src + ((out_rows.begin + oh) * s.stride_h + row_offset) * s.in_w;
                      float* out = dst + oh * s.out_w;
                      std::fill(out, out + cols.begin, 0.0f);
-                     if (s.stride_w == 1) {
-                       std::copy(in + cols.begin + col_offset, in + cols.end + col_offset, out + cols.begin);
-                     } else {
-                       for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * s.stride_w + col_offset];
-                     }
+                     copy_strided(out + cols.begin, in + cols.begin * s.stride_w + col_offset, s.stride_w,
+                                  cols.end - cols.begin);
                      std::fill(out + cols.end, out + s.out_w, 0.0f);
                    }
                    std::fill(dst + rows.end * s.out_w, dst + plane, 0.0f);
                  }
                });
-}
-
-// dst[i * stride] += src[i]; the restrict lets the compiler vectorize the unit-stride case,
-// which the aliasing of two float pointers otherwise keeps scalar.
-void add_strided(float* __restrict dst, int64_t stride, const float* __restrict src, int64_t count) {
-  if (stride == 1) {
-    for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
-  } else {
-    for (int64_t i = 0; i < count; ++i) dst[i * stride] += src[i];
-  }
 }
 
 // The adjoint of im2col: every col element is added to the input pixel it was read from
