@@ -4,7 +4,8 @@
 //   backward-data    dcol[R, P] = W_g^T @ dY_g, scattered back into the input by col2im
 //   backward-weight  dW_g += dY_g @ col^T, summed over the batch
 // A 1x1, stride-1, unpadded convolution skips im2col: the input image already is col.
-// Otherwise col is built for a block of output rows at a time, small enough to stay in L2.
+// Otherwise col is built for a block of output rows at a time, about the size of L2.
+// 3x3 stride-1 layers with enough channels take Winograd F(2x2, 3x3) instead (below).
 // With at least as many images as threads, each thread takes whole images with its own
 // column buffer and gemm runs single-threaded inside; with fewer, images go one at a time
 // and gemm and im2col split each image across the threads.
@@ -27,11 +28,11 @@ namespace {
 constexpr int64_t kParallelFlops = int64_t(1) << 21;
 // im2col/col2im elements (128 KB) worth handing to another thread.
 constexpr int64_t kParallelCopy = int64_t(1) << 15;
-// A block of col (512 KB) that stays in the 1 MB L2 beside gemm's packed panels (~300 KB)
-// while gemm reads it: a whole col of 64 channels x 3x3 x 56x56 outputs is 7 MB, written to
-// memory and read back for every image. Half this block measured 15% slower on that layer
-// (the weight is repacked per block, and 2-row blocks of 112 columns waste half a 32-wide panel).
-constexpr int64_t kColumnBlock = int64_t(1) << 17;
+// A block of col (1 MB, about L2): a whole col of 64 channels x 3x3 x 56x56 outputs is 7 MB,
+// written to memory and read back for every image. gemm repacks the weight for every block, so
+// fewer, longer blocks pay: 128 -> 256 channels 3x3 stride 2 on 14x14 outputs (a 1.2 MB weight)
+// is 12% faster with its whole 903 KB col in one block than in two of 512 KB.
+constexpr int64_t kColumnBlock = int64_t(1) << 18;
 // With K = R = 9 a GEMM does 9 FMAs per C element it packs and stores; a direct kernel keeps
 // 16 output channels in registers and loads one input vector per 16 FMAs, whatever R.
 constexpr int64_t kDirectMaxTaps = 32;
