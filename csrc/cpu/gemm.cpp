@@ -46,11 +46,11 @@ void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
     for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
-}  // namespace
-
-void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
-          int64_t a_col_stride, const float* b, int64_t b_row_stride, int64_t b_col_stride, float beta,
-          float* c, int64_t ldc) {
+// The product with A given either by strides (packed block by block here) or already packed
+// by pack_a (a_packed non-null).
+void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
+                 int64_t a_col_stride, const float* a_prepacked, const float* b, int64_t b_row_stride,
+                 int64_t b_col_stride, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, c, ldc);
@@ -62,7 +62,7 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
   const int64_t nc_max = round_up(std::min(kNCCols, N), nr);
   const int64_t kc_max = std::min(kKC, K);
   thread_local AlignedBuffer a_buffer, b_buffer;
-  float* a_packed = a_buffer.get(mc_max * kc_max);
+  float* a_packed = a_prepacked ? nullptr : a_buffer.get(mc_max * kc_max);
   float* b_packed = b_buffer.get(nc_max * kc_max);
 
   const bool nested = in_parallel_region();
@@ -87,18 +87,21 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
         for (int64_t ic = 0; ic < M; ic += kMCRows) {
           const int64_t mc = std::min(kMCRows, M - ic);
           const int64_t m_panels = (mc + mr - 1) / mr;
+          const float* a_block = a_prepacked ? a_prepacked + pc * round_up(M, mr) + ic * kc : a_packed;
+          if (!a_prepacked) {
 #pragma omp for schedule(static)
-          for (int64_t ip = 0; ip < m_panels; ++ip) {
-            const int64_t i0 = ic + ip * mr;
-            kernels.pack_a(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
-                           std::min(mr, M - i0), kc, a_packed + ip * mr * kc);
+            for (int64_t ip = 0; ip < m_panels; ++ip) {
+              const int64_t i0 = ic + ip * mr;
+              kernels.pack_a(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
+                             std::min(mr, M - i0), kc, a_packed + ip * mr * kc);
+            }
           }
 #pragma omp for collapse(2) schedule(static)
           for (int64_t jp = 0; jp < n_panels; ++jp)
             for (int64_t ip = 0; ip < m_panels; ++ip) {
               const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
               const int64_t cols = std::min(nr, N - j0);
-              (2 * cols <= nr ? kernels.micro_half : kernels.micro)(kc, a_packed + ip * mr * kc,
+              (2 * cols <= nr ? kernels.micro_half : kernels.micro)(kc, a_block + ip * mr * kc,
                                                                     b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
                                                                     std::min(mr, M - i0), cols, alpha, block_beta);
             }
@@ -112,6 +115,34 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
   } else {
     body();
   }
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
+          int64_t a_col_stride, const float* b, int64_t b_row_stride, int64_t b_col_stride, float beta,
+          float* c, int64_t ldc) {
+  gemm_blocks(M, N, K, alpha, a, a_row_stride, a_col_stride, nullptr, b, b_row_stride, b_col_stride, beta, c, ldc);
+}
+
+int64_t packed_a_size(int64_t M, int64_t K) { return round_up(M, isa().gemm->mr) * K; }
+
+// The K blocks in order, each holding all MR-row panels: block pc starts at pc * M rounded up
+// to MR, and the panel of rows i0.. at i0 * kc within it, where gemm_blocks looks for them.
+void pack_a(int64_t M, int64_t K, const float* a, int64_t a_row_stride, int64_t a_col_stride, float* packed) {
+  const GemmKernels& kernels = *isa().gemm;
+  const int64_t mr = kernels.mr;
+  for (int64_t pc = 0; pc < K; pc += kKC) {
+    const int64_t kc = std::min(kKC, K - pc);
+    for (int64_t i0 = 0; i0 < M; i0 += mr)
+      kernels.pack_a(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride, std::min(mr, M - i0), kc,
+                     packed + pc * round_up(M, mr) + i0 * kc);
+  }
+}
+
+void gemm_packed_a(int64_t M, int64_t N, int64_t K, float alpha, const float* a_packed, const float* b,
+                   int64_t b_row_stride, int64_t b_col_stride, float beta, float* c, int64_t ldc) {
+  gemm_blocks(M, N, K, alpha, nullptr, 0, 0, a_packed, b, b_row_stride, b_col_stride, beta, c, ldc);
 }
 
 void matmul(int64_t batch, int64_t M, int64_t N, int64_t K, const float* a, const float* b,

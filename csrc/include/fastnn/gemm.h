@@ -11,6 +11,13 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t 
           int64_t a_col_stride, const float* b, int64_t b_row_stride, int64_t b_col_stride, float beta,
           float* c, int64_t ldc);
 
+// A packed once for many products (a conv weight over a batch of images): packed_a_size floats
+// for pack_a, then gemm_packed_a is gemm with that A.
+int64_t packed_a_size(int64_t M, int64_t K);
+void pack_a(int64_t M, int64_t K, const float* a, int64_t a_row_stride, int64_t a_col_stride, float* packed);
+void gemm_packed_a(int64_t M, int64_t N, int64_t K, float alpha, const float* a_packed, const float* b,
+                   int64_t b_row_stride, int64_t b_col_stride, float beta, float* c, int64_t ldc);
+
 // c[batch, M, N] = a[batch, M, K] @ b[batch, M, N], all contiguous; b_batch_stride 0 shares b.
 void matmul(int64_t batch, int64_t M, int64_t N, int64_t K, const float* a, const float* b,
             int64_t b_batch_stride, float* c);
