@@ -36,7 +36,7 @@ AVG_CASES = [dict(kernel_size=k, stride=s, padding=p, ceil_mode=c, count_include
              if valid_padding(k, p)]
 
 
-@pytest.mark.parametrize("kwargs,shape", zip(MAX_CASES, itertools.cycle(SHAPES)), ids=str)
+@pytest.mark.parametrize("kwargs,shape", list(zip(MAX_CASES, itertools.cycle(SHAPES))), ids=str)
 def test_max_pool2d(kwargs, shape):
     x = distinct(*shape)
     # Windows overlap up to 3 x 3 deep (kernel 3, stride 1), so one input sums up to 9 gradients.
@@ -48,7 +48,7 @@ def test_max_pool2d(kwargs, shape):
                                   fastnn.ops.max_pool2d_backward(grad, x, **kwargs)[0])
 
 
-@pytest.mark.parametrize("kwargs,shape", zip(AVG_CASES, itertools.cycle(SHAPES)), ids=str)
+@pytest.mark.parametrize("kwargs,shape", list(zip(AVG_CASES, itertools.cycle(SHAPES))), ids=str)
 def test_avg_pool2d(kwargs, shape):
     check_op("avg_pool2d", [randn(*shape)], kwargs, reduction=9)
 
