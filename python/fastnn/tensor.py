@@ -6,9 +6,7 @@ Elementwise, shape and indexing ops are Function nodes written here in NumPy; ke
 (conv2d, linear, pooling, activations, losses) live in fastnn.nn.functional.
 """
 import collections
-import ctypes
 import numbers
-import sys
 
 import numpy as np
 
@@ -16,24 +14,6 @@ from . import autograd
 from .autograd import Function
 from .dtypes import float32, float64, int32, int64
 from .random import generator
-
-
-def _keep_freed_arrays_for_reuse():
-    """A training step allocates and frees the same large arrays every iteration (activations,
-    gradients: ~20 MB for the demo CNN). glibc hands blocks above its mmap threshold (128 KB
-    at start) back to the kernel on free and maps them again on the next malloc, so every step
-    page-faults them in afresh (~5000 faults, 12-18 ms of system time per demo step) unless
-    some earlier free of a big block happened to raise that threshold. Serving blocks up to
-    32 MB (glibc's limit) from the heap and trimming it only beyond 512 MB free makes freed
-    blocks reusable without a fault, whatever ran before. Other C libraries have no mallopt."""
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
-    if mallopt is not None:
-        m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-        mallopt(m_mmap_threshold, 32 << 20)
-        mallopt(m_trim_threshold, 512 << 20)
-
-
-_keep_freed_arrays_for_reuse()
 
 
 def array_module(array):
