@@ -253,6 +253,7 @@ def main(argv=None):
     print(f"\nfastnn {info['version']} isa={info['isa']} threads={args.threads} on {platform.processor() or platform.machine()}; "
           f"measured FMA peak {peaks['fma_gflops']:.0f} GFLOP/s, copy bandwidth {peaks['copy_gbps']:.1f} GB/s"
           + (f"; torch {torch.__version__}" if torch else "; torch not installed"))
+    print("conv2d rates count direct-convolution FLOPs (fastnn's Winograd path does fewer, so % peak can pass 100%)")
     print(markdown_table(results, peers))
     if args.json:
         with open(args.json, "w") as f:
