@@ -450,3 +450,15 @@ def test_dropout_of_a_strided_input():
     y = F.dropout(x, 0.5)
     kept = y._data != 0
     np.testing.assert_allclose(y._data[kept], 2 * x._data[kept], rtol=1e-6)
+
+
+def test_conv2d_skips_the_input_gradient_nobody_needs():
+    x = np.random.default_rng(1).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    conv = nn.Conv2d(1, 3, 3)
+    conv(fastnn.tensor(x)).sum().backward()  # a first layer: the input needs no gradient
+    expected = fastnn.ops.conv2d_backward(np.ones((2, 3, 4, 4), np.float32), x, conv.weight._data, conv.bias._data)
+    np.testing.assert_allclose(conv.weight.grad._data, expected[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(conv.bias.grad._data, expected[2], rtol=1e-5, atol=1e-5)
+    leaf = fastnn.tensor(x, requires_grad=True)
+    conv(leaf).sum().backward()
+    np.testing.assert_allclose(leaf.grad._data, expected[0], rtol=1e-5, atol=1e-5)

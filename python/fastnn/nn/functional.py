@@ -20,12 +20,15 @@ __all__ = ["conv2d", "linear", "max_pool2d", "avg_pool2d", "relu", "leaky_relu",
 class Kernel(Function):
     """An op computed by fastnn.ops: `op` forward and `op`_backward, both given the same arrays
     and keyword arguments. save_output hands the forward's result to the backward as `saved`
-    (sigmoid, tanh, softmax), sparing it a recomputation."""
+    (sigmoid, tanh, softmax), sparing it a recomputation. skip_unneeded passes the backward
+    `needs_input_grad`, for ops that can skip a gradient nobody reads (conv2d: the input
+    gradient of a first layer)."""
 
-    def forward(self, *arrays, op, kwargs, save_output=False):
+    def forward(self, *arrays, op, kwargs, save_output=False, skip_unneeded=False):
         out = getattr(ops, op)(*arrays, **kwargs)
         self.op, self.kwargs = op, kwargs
         self.saved = (arrays, out if save_output else None)
+        self.skip_unneeded = skip_unneeded
         return out
 
     @property
@@ -34,8 +37,10 @@ class Kernel(Function):
 
     def backward(self, grad):
         arrays, output = self.saved
-        saved = {} if output is None else {"saved": output}
-        return getattr(ops, self.op + "_backward")(grad, *arrays, **self.kwargs, **saved)
+        extra = {} if output is None else {"saved": output}
+        if self.skip_unneeded:
+            extra["needs_input_grad"] = self.needs_input_grad
+        return getattr(ops, self.op + "_backward")(grad, *arrays, **self.kwargs, **extra)
 
 
 class MaxPool2d(Function):
@@ -56,7 +61,7 @@ class MaxPool2d(Function):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return Kernel.apply(input, weight, bias, op="conv2d", kwargs=kwargs)
+    return Kernel.apply(input, weight, bias, op="conv2d", kwargs=kwargs, skip_unneeded=True)
 
 
 def linear(input, weight, bias=None):
