@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <vector>
 
 #include "cpu/dispatch.h"
@@ -38,13 +37,15 @@ double fma_peak_gflops() {
 }
 
 double copy_bandwidth_gbps(int64_t bytes) {
-  std::vector<char> source(bytes, 1), destination(bytes, 0);
+  const int64_t n = bytes / int64_t(sizeof(float));
+  std::vector<float> source(n, 1.0f), destination(n, 0.0f);
+  const PeakKernels& kernels = *isa().peak;
   double seconds = best_seconds(5, [&] {
-    parallel_for(bytes, 1 << 20, [&](int64_t begin, int64_t end) {
-      std::memcpy(destination.data() + begin, source.data() + begin, end - begin);
+    parallel_for(n, 1 << 18, [&](int64_t begin, int64_t end) {
+      kernels.copy(source.data() + begin, destination.data() + begin, end - begin);
     });
   });
-  return 2.0 * double(bytes) / seconds * 1e-9;
+  return 2.0 * double(n * sizeof(float)) / seconds * 1e-9;
 }
 
 }  // namespace fastnn::cpu

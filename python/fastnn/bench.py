@@ -177,7 +177,7 @@ def limit_threads(threads):
 
 
 def measure_peaks():
-    return {"fma_gflops": fastnn._C._fma_peak_gflops(), "copy_gbps": fastnn._C._copy_bandwidth_gbps(256 << 20)}
+    return {"fma_gflops": fastnn._C._fma_peak_gflops(), "copy_gbps": fastnn._C._copy_bandwidth_gbps(64 << 20)}
 
 
 def run_cases(cases, repeats, peaks):

@@ -21,8 +21,14 @@ void fma_loop(int64_t iterations, float* sink) {
   *sink = total;
 }
 
+void copy(const float* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + kWidth <= n; i += kWidth) store(dst + i, load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
 }  // namespace
 
-extern const PeakKernels peak_kernels = {2 * kWidth * kChains, fma_loop};
+extern const PeakKernels peak_kernels = {2 * kWidth * kChains, fma_loop, copy};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

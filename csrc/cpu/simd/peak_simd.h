@@ -10,6 +10,9 @@ struct PeakKernels {
   // Runs `iterations` rounds of independent FMAs on registers only; writes a result to *sink
   // so the work cannot be optimized away.
   void (*fma_loop)(int64_t iterations, float* sink);
+  // dst[0:n] = src[0:n] with plain vector loads and stores, as the elementwise kernels do
+  // (memcpy may take other paths), so the benchmark's bandwidth is what those kernels can reach.
+  void (*copy)(const float* src, float* dst, int64_t n);
 };
 
 }  // namespace fastnn::cpu
