@@ -61,3 +61,17 @@ def test_matmul_transposed_views_are_not_copied_and_correct():
     c = np.zeros((20, 60), dtype=np.float32)
     c[:, ::2] = randn(20, 30)
     check_op("matmul", [c[:, ::2], randn(30, 7)], reduction=30)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("M,N,K", [(3000, 40, 50), (40, 3000, 50), (100, 100, 300)])
+def test_threads_split_tall_and_wide_products(threads, M, N, K):
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        a, b = randn(M, K), randn(K, N)
+        expected = a.astype(np.float64) @ b
+        np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
+        np.testing.assert_allclose(fastnn.ops.matmul(b.T, a.T), expected.T, atol=1e-4 * np.abs(expected).max())
+    finally:
+        fastnn.set_num_threads(before)

@@ -46,8 +46,64 @@ void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
     for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
-// The product with A given either by strides (packed block by block here) or already packed
-// by pack_a (a_packed non-null).
+// A packed by pack_a: K blocks of rows_rounded rows each; row_offset is where this product's
+// first row sits in them (a thread's share of the rows).
+struct PrepackedA {
+  const float* data;
+  int64_t rows_rounded, row_offset;
+};
+
+// One thread's product, with A given by strides (packed block by block here) or prepacked.
+void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
+                 int64_t a_col_stride, const PrepackedA* prepacked, const float* b, int64_t b_row_stride,
+                 int64_t b_col_stride, float beta, float* c, int64_t ldc) {
+  const GemmKernels& kernels = *isa().gemm;
+  const int64_t mr = kernels.mr, nr = kernels.nr;
+  const int64_t kc_max = std::min(kKC, K);
+  thread_local AlignedBuffer a_buffer, b_buffer;
+  float* a_packed = prepacked ? nullptr : a_buffer.get(round_up(std::min(kMCRows, M), mr) * kc_max);
+  float* b_packed = b_buffer.get(round_up(std::min(kNCCols, N), nr) * kc_max);
+  for (int64_t jc = 0; jc < N; jc += kNCCols) {
+    const int64_t nc = std::min(kNCCols, N - jc);
+    const int64_t n_panels = (nc + nr - 1) / nr;
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const float block_beta = pc == 0 ? beta : 1.0f;
+      for (int64_t jp = 0; jp < n_panels; ++jp) {
+        const int64_t j0 = jc + jp * nr;
+        kernels.pack_b(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride, std::min(nr, N - j0),
+                       kc, b_packed + jp * nr * kc);
+      }
+      for (int64_t ic = 0; ic < M; ic += kMCRows) {
+        const int64_t mc = std::min(kMCRows, M - ic);
+        const int64_t m_panels = (mc + mr - 1) / mr;
+        const float* a_block = a_packed;
+        if (prepacked) {
+          a_block = prepacked->data + pc * prepacked->rows_rounded + (prepacked->row_offset + ic) * kc;
+        } else {
+          for (int64_t ip = 0; ip < m_panels; ++ip) {
+            const int64_t i0 = ic + ip * mr;
+            kernels.pack_a(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
+                           std::min(mr, M - i0), kc, a_packed + ip * mr * kc);
+          }
+        }
+        for (int64_t jp = 0; jp < n_panels; ++jp)
+          for (int64_t ip = 0; ip < m_panels; ++ip) {
+            const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
+            const int64_t cols = std::min(nr, N - j0);
+            (2 * cols <= nr ? kernels.micro_half : kernels.micro)(kc, a_block + ip * mr * kc, b_packed + jp * nr * kc,
+                                                                  c + i0 * ldc + j0, ldc, std::min(mr, M - i0), cols,
+                                                                  alpha, block_beta);
+          }
+      }
+    }
+  }
+}
+
+// Threads split C into one block each, along its longer side in whole tiles, and run
+// gemm_serial on it with their own packing buffers: no shared state and no barrier inside the
+// product (with another process on the cores, each barrier can cost a scheduler time slice).
+// Each thread packs all of the shorter operand, threads/N_tiles extra packing per FMA: small.
 void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
                  int64_t a_col_stride, const float* a_prepacked, const float* b, int64_t b_row_stride,
                  int64_t b_col_stride, float beta, float* c, int64_t ldc) {
@@ -56,65 +112,33 @@ void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
     scale_c(M, N, beta, c, ldc);
     return;
   }
-  const GemmKernels& kernels = *isa().gemm;
-  const int64_t mr = kernels.mr, nr = kernels.nr;
-  const int64_t mc_max = round_up(std::min(kMCRows, M), mr);
-  const int64_t nc_max = round_up(std::min(kNCCols, N), nr);
-  const int64_t kc_max = std::min(kKC, K);
-  thread_local AlignedBuffer a_buffer, b_buffer;
-  float* a_packed = a_prepacked ? nullptr : a_buffer.get(mc_max * kc_max);
-  float* b_packed = b_buffer.get(nc_max * kc_max);
-
-  const bool nested = in_parallel_region();
-  const int threads = !nested && M * N * K >= kParallelFlops ? num_threads() : 1;
-  // The worksharing loops below are orphaned: they bind to the innermost enclosing team. A
-  // top-level serial call runs them directly (no OpenMP runtime setup); a call from inside
-  // another parallel region gets a nested team of one, so its loops are not split with the
-  // enclosing team's threads (which are each running their own gemm).
-  auto body = [&] {
-    for (int64_t jc = 0; jc < N; jc += kNCCols) {
-      const int64_t nc = std::min(kNCCols, N - jc);
-      const int64_t n_panels = (nc + nr - 1) / nr;
-      for (int64_t pc = 0; pc < K; pc += kKC) {
-        const int64_t kc = std::min(kKC, K - pc);
-        const float block_beta = pc == 0 ? beta : 1.0f;
-#pragma omp for schedule(static)
-        for (int64_t jp = 0; jp < n_panels; ++jp) {
-          const int64_t j0 = jc + jp * nr;
-          kernels.pack_b(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
-                         std::min(nr, N - j0), kc, b_packed + jp * nr * kc);
-        }
-        for (int64_t ic = 0; ic < M; ic += kMCRows) {
-          const int64_t mc = std::min(kMCRows, M - ic);
-          const int64_t m_panels = (mc + mr - 1) / mr;
-          const float* a_block = a_prepacked ? a_prepacked + pc * round_up(M, mr) + ic * kc : a_packed;
-          if (!a_prepacked) {
-#pragma omp for schedule(static)
-            for (int64_t ip = 0; ip < m_panels; ++ip) {
-              const int64_t i0 = ic + ip * mr;
-              kernels.pack_a(a + i0 * a_row_stride + pc * a_col_stride, a_row_stride, a_col_stride,
-                             std::min(mr, M - i0), kc, a_packed + ip * mr * kc);
-            }
-          }
-#pragma omp for collapse(2) schedule(static)
-          for (int64_t jp = 0; jp < n_panels; ++jp)
-            for (int64_t ip = 0; ip < m_panels; ++ip) {
-              const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
-              const int64_t cols = std::min(nr, N - j0);
-              (2 * cols <= nr ? kernels.micro_half : kernels.micro)(kc, a_block + ip * mr * kc,
-                                                                    b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc,
-                                                                    std::min(mr, M - i0), cols, alpha, block_beta);
-            }
-        }
+  const int64_t mr = isa().gemm->mr, nr = isa().gemm->nr;
+  const PrepackedA whole{a_prepacked, round_up(M, mr), 0};
+  const int64_t threads = !in_parallel_region() && M * N * K >= kParallelFlops ? num_threads() : 1;
+  if (threads <= 1) {
+    gemm_serial(M, N, K, alpha, a, a_row_stride, a_col_stride, a_prepacked ? &whole : nullptr, b, b_row_stride,
+                b_col_stride, beta, c, ldc);
+    return;
+  }
+  const int64_t row_tiles = (M + mr - 1) / mr, col_tiles = (N + nr - 1) / nr;
+  const bool split_columns = col_tiles >= row_tiles;
+  const int64_t tiles = split_columns ? col_tiles : row_tiles;
+  parallel_for(threads, 1, [&](int64_t first, int64_t last) {
+    for (int64_t t = first; t < last; ++t) {
+      const int64_t tile_begin = tiles * t / threads, tile_end = tiles * (t + 1) / threads;
+      if (tile_begin == tile_end) continue;
+      if (split_columns) {
+        const int64_t j0 = tile_begin * nr, j1 = std::min(N, tile_end * nr);
+        gemm_serial(M, j1 - j0, K, alpha, a, a_row_stride, a_col_stride, a_prepacked ? &whole : nullptr,
+                    b + j0 * b_col_stride, b_row_stride, b_col_stride, beta, c + j0, ldc);
+      } else {
+        const int64_t i0 = tile_begin * mr, i1 = std::min(M, tile_end * mr);
+        const PrepackedA rows{a_prepacked, whole.rows_rounded, i0};
+        gemm_serial(i1 - i0, N, K, alpha, a + i0 * a_row_stride, a_row_stride, a_col_stride,
+                    a_prepacked ? &rows : nullptr, b, b_row_stride, b_col_stride, beta, c + i0 * ldc, ldc);
       }
     }
-  };
-  if (threads > 1 || nested) {
-#pragma omp parallel num_threads(threads)
-    body();
-  } else {
-    body();
-  }
+  });
 }
 
 }  // namespace
