@@ -273,7 +273,29 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(extra + lines) + "\n)"
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: indexing, length, iteration and append."""
+
+    def _slice(self, items):
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._slice(list(self._modules.items())[index])
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Runs its modules in order, each on the previous one's output."""
 
     def __init__(self, *modules):
@@ -285,28 +307,16 @@ class Sequential(Module):
             for index, module in enumerate(modules):
                 self.add_module(str(index), module)
 
+    def _slice(self, items):
+        return Sequential(collections.OrderedDict(items))
+
     def forward(self, input):
         for module in self._modules.values():
             input = module(input)
         return input
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(collections.OrderedDict(list(self._modules.items())[index]))
-        return list(self._modules.values())[index]
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered so their parameters are found; no forward of its own."""
 
     def __init__(self, modules=None):
@@ -314,20 +324,8 @@ class ModuleList(Module):
         for module in modules or ():
             self.append(module)
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return ModuleList(list(self._modules.values())[index])
-        return list(self._modules.values())[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
+    def _slice(self, items):
+        return ModuleList(module for _, module in items)
 
     def extend(self, modules):
         for module in modules:
