@@ -5,9 +5,12 @@ fastnn.ops.<name> forward and fastnn.ops.<name>_backward backward, with the same
 dropout calls its C++ kernel directly; batch_norm and the regression/binary losses are NumPy
 glue written here.
 """
+import math
+
 import numpy as np
 
 from .. import _C, ops
+from . import _checks
 from ..autograd import Function
 from ..random import generator
 from ..tensor import Tensor, array_module
@@ -144,8 +147,7 @@ class Dropout(Function):
 
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    p = _checks.number("dropout", "p", p, 0, 1)
     if not training or p == 0:
         return input
     if p == 1:
@@ -161,7 +163,9 @@ class BatchNorm(Function):
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        if training:
+        if training and x.size == 0:  # nothing to normalize; the running stats stay as they are (as torch)
+            mean, var = array_module(x).zeros(x.shape[1], x.dtype), array_module(x).ones(x.shape[1], x.dtype)
+        elif training:
             mean = x.mean(axis=axes)
             xhat = x - mean.reshape(shape)
             var = (xhat * xhat).mean(axis=axes)
@@ -192,14 +196,31 @@ class BatchNorm(Function):
         else:
             # d/dx of (x - mean) / std with mean and std from the same batch:
             # scale * (g - mean(g) - xhat * mean(g * xhat)), per channel.
-            n = grad.size // grad.shape[1]
+            n = max(grad.size // grad.shape[1], 1)
             grad_input = grad - (grad_bias / n).reshape(shape)
             grad_input -= xhat * (grad_weight / n).reshape(shape)
             grad_input *= scale.reshape(shape)
         return grad_input, grad_weight, grad_bias, None, None
 
 
+def _check_batch_norm(input, per_channel, training):
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: input must have shape (N, C, ...), got shape {tuple(input.shape)}")
+    channels = input.shape[1]
+    for name, value in per_channel.items():
+        if value is not None and tuple(value.shape) != (channels,):
+            raise ValueError(f"batch_norm: {name} must have shape ({channels},) (one per channel of input "
+                             f"{tuple(input.shape)}), got {tuple(value.shape)}")
+    if not training and (per_channel["running_mean"] is None or per_channel["running_var"] is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    if training and math.prod(input.shape[:1] + input.shape[2:]) == 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape "
+                         f"{tuple(input.shape)}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    _check_batch_norm(input, dict(running_mean=running_mean, running_var=running_var, weight=weight, bias=bias),
+                      training)
     return BatchNorm.apply(input, weight, bias, running_mean, running_var, training=training, momentum=momentum,
                            eps=eps)
 
@@ -207,11 +228,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 def _reduce(loss, reduction):
     if reduction == "mean":
         return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{reduction} is not a valid value for reduction")
+    return loss.sum() if reduction == "sum" else loss
 
 
 def _reduce_backward(grad, size, reduction):
@@ -231,7 +248,15 @@ class MSELoss(Function):
         return grad_input, -grad_input if self.needs_input_grad[1] else None
 
 
+def _check_elementwise_loss(op, input, target, reduction, **weights):
+    _checks.same_shape(op, input, target)
+    _checks.reduction(op, reduction)
+    for name, value in weights.items():
+        _checks.broadcastable(op, name, value, input.shape)
+
+
 def mse_loss(input, target, reduction="mean"):
+    _check_elementwise_loss("mse_loss", input, target, reduction)
     return MSELoss.apply(input, target, reduction=reduction)
 
 
@@ -262,6 +287,7 @@ class BinaryCrossEntropy(Function):
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    _check_elementwise_loss("binary_cross_entropy", input, target, reduction, weight=weight)
     return BinaryCrossEntropy.apply(input, target, weight, reduction=reduction)
 
 
@@ -290,4 +316,6 @@ class BinaryCrossEntropyWithLogits(Function):
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    _check_elementwise_loss("binary_cross_entropy_with_logits", input, target, reduction, weight=weight,
+                            pos_weight=pos_weight)
     return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)

@@ -3,16 +3,13 @@ import math
 
 from . import functional as F
 from . import init
+from . import _checks
 from .module import Module, Parameter
 from ..tensor import empty, ones, tensor, zeros
 
 __all__ = ["Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax", "Dropout", "Flatten", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss", "NLLLoss",
            "MSELoss", "BCELoss", "BCEWithLogitsLoss"]
-
-
-def _pair(value):
-    return value if isinstance(value, (tuple, str)) else (value, value)
 
 
 def _reset_weight_and_bias(weight, bias):
@@ -23,6 +20,15 @@ def _reset_weight_and_bias(weight, bias):
         fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         init.uniform_(bias, -bound, bound)
+
+
+def _check_window(where, kernel_size, stride, padding, dilation=1):
+    """A pooling window's sizes, checked when the layer is built rather than at its first call."""
+    _checks.integer_pair(where, "kernel_size", kernel_size, 1)
+    if stride is not None:
+        _checks.integer_pair(where, "stride", stride, 1)
+    _checks.integer_pair(where, "padding", padding, 0)
+    _checks.integer_pair(where, "dilation", dilation, 1)
 
 
 class Identity(Module):
@@ -36,7 +42,8 @@ class Identity(Module):
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = _checks.integer("Linear", "in_features", in_features, 1)
+        self.out_features = _checks.integer("Linear", "out_features", out_features, 1)
         self.weight = Parameter(empty(out_features, in_features))
         self.register_parameter("bias", Parameter(empty(out_features)) if bias else None)
         self.reset_parameters()
@@ -55,14 +62,22 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  padding_mode="zeros", device=None, dtype=None):
         super().__init__()
-        if padding_mode != "zeros":
-            raise ValueError(f"Conv2d: padding_mode {padding_mode!r} is not supported (only 'zeros')")
+        _checks.choice("Conv2d", "padding_mode", padding_mode, ("zeros",))
+        self.in_channels = _checks.integer("Conv2d", "in_channels", in_channels, 1)
+        self.out_channels = _checks.integer("Conv2d", "out_channels", out_channels, 1)
+        self.groups = _checks.integer("Conv2d", "groups", groups, 1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
                              f"divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.kernel_size = _checks.integer_pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = _checks.integer_pair("Conv2d", "stride", stride, 1)
+        self.dilation = _checks.integer_pair("Conv2d", "dilation", dilation, 1)
+        if isinstance(padding, str):
+            self.padding = _checks.choice("Conv2d", "padding", padding, ("valid", "same"))
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride {self.stride}")
+        else:
+            self.padding = _checks.integer_pair("Conv2d", "padding", padding, 0)
         self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size))
         self.register_parameter("bias", Parameter(empty(out_channels)) if bias else None)
         self.reset_parameters()
@@ -87,6 +102,7 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
+        _check_window("MaxPool2d", kernel_size, stride, padding, dilation)
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = stride if stride is not None else kernel_size
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
@@ -104,6 +120,7 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
+        _check_window("AvgPool2d", kernel_size, stride, padding)
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = stride if stride is not None else kernel_size
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
@@ -127,7 +144,7 @@ class ReLU(Module):
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = _checks.number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, input):
         return F.leaky_relu(input, self.negative_slope)
@@ -149,7 +166,7 @@ class Tanh(Module):
 class GELU(Module):
     def __init__(self, approximate="none"):
         super().__init__()
-        self.approximate = approximate
+        self.approximate = _checks.choice("GELU", "approximate", approximate, ("none", "tanh"))
 
     def forward(self, input):
         return F.gelu(input, self.approximate)
@@ -161,7 +178,7 @@ class GELU(Module):
 class Softmax(Module):
     def __init__(self, dim=None):
         super().__init__()
-        self.dim = dim
+        self.dim = dim if dim is None else _checks.integer(type(self).__name__, "dim", dim)
 
     def forward(self, input):
         return F.softmax(input, self.dim)
@@ -178,9 +195,7 @@ class LogSoftmax(Softmax):
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
+        self.p = _checks.number("Dropout", "p", p, 0, 1)
 
     def forward(self, input):
         return F.dropout(input, self.p, self.training)
@@ -208,7 +223,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
                  dtype=None):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        where = type(self).__name__
+        self.num_features = _checks.integer(where, "num_features", num_features, 1)
+        self.eps = _checks.number(where, "eps", eps, 0)
+        self.momentum = momentum if momentum is None else _checks.number(where, "momentum", momentum, 0, 1)
         self.affine, self.track_running_stats = affine, track_running_stats
         self.register_parameter("weight", Parameter(ones(num_features)) if affine else None)
         self.register_parameter("bias", Parameter(zeros(num_features)) if affine else None)
@@ -251,26 +269,29 @@ class _BatchNorm(Module):
 class BatchNorm1d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.ndim not in (2, 3):
-            raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+            raise ValueError(f"BatchNorm1d: expected 2D or 3D input (N, C) or (N, C, L), got {input.ndim}D input "
+                             f"of shape {tuple(input.shape)}")
 
 
 class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.ndim != 4:
-            raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+            raise ValueError(f"BatchNorm2d: expected 4D input (N, C, H, W), got {input.ndim}D input of shape "
+                             f"{tuple(input.shape)}")
 
 
 class _WeightedLoss(Module):
     def __init__(self, weight=None, reduction="mean"):
         super().__init__()
         self.register_buffer("weight", weight)
-        self.reduction = reduction
+        self.reduction = _checks.reduction(type(self).__name__, reduction)
 
 
 class CrossEntropyLoss(_WeightedLoss):
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(weight, reduction)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self.ignore_index = _checks.integer("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = _checks.number("CrossEntropyLoss", "label_smoothing", label_smoothing, 0, 1)
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
@@ -279,7 +300,7 @@ class CrossEntropyLoss(_WeightedLoss):
 class NLLLoss(_WeightedLoss):
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
         super().__init__(weight, reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = _checks.integer("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input, target):
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
@@ -288,7 +309,7 @@ class NLLLoss(_WeightedLoss):
 class MSELoss(Module):
     def __init__(self, *, reduction="mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _checks.reduction("MSELoss", reduction)
 
     def forward(self, input, target):
         return F.mse_loss(input, target, self.reduction)
