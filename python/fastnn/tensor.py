@@ -6,6 +6,7 @@ Elementwise, shape and indexing ops are Function nodes written here in NumPy; ke
 (conv2d, linear, pooling, activations, losses) live in fastnn.nn.functional.
 """
 import collections
+import math
 import numbers
 
 import numpy as np
@@ -32,8 +33,10 @@ class device:
         if isinstance(type, device):
             type, index = type.type, type.index
         type, _, number = str(type).partition(":")
-        if type != "cpu":
+        if type == "cuda":
             raise RuntimeError(f"fastnn: device {type!r} is not supported yet; only 'cpu' is")
+        if type != "cpu":
+            raise ValueError(f"device: expected 'cpu' (or 'cuda', not supported yet), got {type!r}")
         self.type, self.index = type, int(number) if number else index
 
     def __eq__(self, other):
@@ -75,8 +78,20 @@ def _unwrap(value):
 def _shape(size):
     """(2, 3) from zeros(2, 3), zeros((2, 3)) or zeros([2, 3])."""
     if len(size) == 1 and not isinstance(size[0], numbers.Integral):
-        return tuple(int(n) for n in size[0])
+        size = tuple(size[0])
+    if not all(isinstance(n, numbers.Integral) for n in size):
+        raise TypeError(f"size must be ints, got {size}")
     return tuple(int(n) for n in size)
+
+
+def _dim(dim, ndim):
+    """dim as a non-negative axis of an ndim-dimensional tensor (a 0-d one takes -1 and 0, as in torch)."""
+    bound = max(ndim, 1)
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    if not -bound <= dim < bound:
+        raise IndexError(f"dim {dim} is out of range for a {ndim}-d tensor (expected {-bound} <= dim < {bound})")
+    return int(dim) % bound
 
 
 def _dims(dim, ndim):
@@ -84,7 +99,24 @@ def _dims(dim, ndim):
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-    return tuple(int(d) % max(ndim, 1) for d in dims)
+    return tuple(_dim(d, ndim) for d in dims)
+
+
+def _as_dtype(dtype, default=None):
+    """dtype as a numpy.dtype (`default` for None), or a TypeError naming the argument."""
+    if dtype is None:
+        return default
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a dtype such as fastnn.float32 or numpy.int64, got {dtype!r}") from None
+
+
+def _factory_dtype(dtype, on_device, default=float32):
+    """The dtype of a new tensor; `on_device` (the factories' device argument) must be the CPU for now."""
+    if on_device is not None:
+        device(on_device)
+    return _as_dtype(dtype, default)
 
 
 class Tensor:
@@ -235,7 +267,7 @@ class Tensor:
 
     def type(self, dtype):
         """This tensor cast to `dtype`; differentiable between float types."""
-        dtype = np.dtype(dtype)
+        dtype = _as_dtype(dtype)
         if dtype == self.dtype:
             return self
         if not np.issubdtype(dtype, np.floating):
@@ -513,22 +545,29 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
+        start, end = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {self.ndim}-d tensor")
+        # the product, not -1: a zero-size tensor leaves -1 undetermined
+        return self.reshape(self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:])
 
     def squeeze(self, dim=None):
         dims = [d for d in _dims(dim, self.ndim) if self.shape[d] == 1]
         return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in dims))
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def permute(self, *dims):
-        return Permute.apply(self, dims=_shape(dims))
+        dims = _shape(dims)
+        if sorted(_dims(dims, self.ndim)) != list(range(self.ndim)):
+            raise ValueError(f"permute: dims {dims} must be a permutation of the dims of shape {self.shape}")
+        return Permute.apply(self, dims=dims)
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
+        dim0, dim1 = _dim(dim0, self.ndim), _dim(dim1, self.ndim)
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
 
@@ -847,12 +886,12 @@ class Stack(Function):
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
     """A new tensor holding a copy of `data` (nested lists, scalars, arrays or Tensors)."""
-    return Tensor(_as_array(data, dtype, copy=True), requires_grad)
+    return Tensor(_as_array(data, _factory_dtype(dtype, device, None), copy=True), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
     """Like tensor() but shares memory with `data` when its dtype already fits."""
-    return Tensor._make(_as_array(data, dtype))
+    return Tensor._make(_as_array(data, _factory_dtype(dtype, device, None)))
 
 
 def from_numpy(array):
@@ -869,52 +908,52 @@ def _new(array, requires_grad):
 
 
 def zeros(*size, dtype=None, requires_grad=False, device=None):
-    return _new(np.zeros(_shape(size), dtype=dtype or float32), requires_grad)
+    return _new(np.zeros(_shape(size), dtype=_factory_dtype(dtype, device)), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None):
-    return _new(np.ones(_shape(size), dtype=dtype or float32), requires_grad)
+    return _new(np.ones(_shape(size), dtype=_factory_dtype(dtype, device)), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None):
-    return _new(np.empty(_shape(size), dtype=dtype or float32), requires_grad)
+    return _new(np.empty(_shape(size), dtype=_factory_dtype(dtype, device)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
-    return _new(np.full(_shape((size,)), fill_value, dtype=dtype or float32), requires_grad)
+    return _new(np.full(_shape((size,)), fill_value, dtype=_factory_dtype(dtype, device)), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False, device=None):
-    return _new(np.zeros(t.shape, dtype=dtype or t.dtype), requires_grad)
+    return _new(np.zeros(t.shape, dtype=_factory_dtype(dtype, device, t.dtype)), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None):
-    return _new(np.ones(t.shape, dtype=dtype or t.dtype), requires_grad)
+    return _new(np.ones(t.shape, dtype=_factory_dtype(dtype, device, t.dtype)), requires_grad)
 
 
 def randn(*size, dtype=None, requires_grad=False, device=None):
     """Standard-normal samples from fastnn's global generator (seed it with manual_seed)."""
     array = generator().standard_normal(_shape(size), dtype=np.float32)
-    return _new(array if dtype is None else array.astype(dtype), requires_grad)
+    return _new(array.astype(_factory_dtype(dtype, device), copy=False), requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False, device=None):
     """Uniform samples in [0, 1) from fastnn's global generator."""
     array = generator().random(_shape(size), dtype=np.float32)
-    return _new(array if dtype is None else array.astype(dtype), requires_grad)
+    return _new(array.astype(_factory_dtype(dtype, device), copy=False), requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
     if high is None:
         low, high = 0, low
-    return _new(generator().integers(low, high, size=_shape((size,)), dtype=dtype or int64), False)
+    dtype = _factory_dtype(dtype, device, int64)
+    return _new(generator().integers(low, high, size=_shape((size,)), dtype=dtype), False)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
     """Like torch.arange: int64 for integer arguments, float32 otherwise."""
     if end is None:
         start, end = 0, start
-    if dtype is None:
-        integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
-        dtype = int64 if integral else float32
+    integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+    dtype = _factory_dtype(dtype, device, int64 if integral else float32)
     return _new(np.arange(start, end, step).astype(dtype, copy=False), requires_grad)
