@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import random
+from .nn import _checks
 
 __all__ = ["Dataset", "TensorDataset", "DataLoader"]
 
@@ -76,10 +77,8 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None):
-        if not (isinstance(batch_size, int) and batch_size > 0):
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         self.dataset = dataset
-        self.batch_size = batch_size
+        self.batch_size = _checks.integer("DataLoader", "batch_size", batch_size, 1)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = generator

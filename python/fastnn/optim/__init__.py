@@ -5,12 +5,14 @@ per parameter (fastnn._C.adam_step); the others are a handful of whole-array Num
 written in place (out=, *=, +=) into the parameter's backing array and the optimizer's state
 arrays, with a scratch array or two per parameter per step.
 """
+import collections.abc
 import math
 
 import numpy as np
 
 from .. import _C
 from ..autograd import enable_grad
+from ..tensor import Tensor
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
@@ -31,6 +33,9 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state = {}
         self.param_groups = []
+        if isinstance(params, Tensor) or not isinstance(params, collections.abc.Iterable):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of dicts, got "
+                            f"{type(params).__name__} (pass model.parameters() or [tensor])")
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -42,7 +47,10 @@ class Optimizer:
     def add_param_group(self, param_group):
         group = dict(param_group)
         params = group["params"]
-        group["params"] = [params] if hasattr(params, "_data") else list(params)
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(group["params"]):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: params[{i}] must be a fastnn Tensor, got {type(p).__name__}")
         seen = {p for g in self.param_groups for p in g["params"]}
         if any(p in seen for p in group["params"]):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -173,6 +181,8 @@ class Adam(Optimizer):
         _check("learning rate", lr)
         _check("epsilon value", eps)
         _check("weight_decay value", weight_decay)
+        if len(betas) != 2:
+            raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")

@@ -1,6 +1,8 @@
 """Learning-rate schedules with torch.optim.lr_scheduler's names and stepping rules: create the
 scheduler after the optimizer, call optimizer.step() then scheduler.step() once per epoch."""
 
+from ..nn import _checks
+
 __all__ = ["LRScheduler", "StepLR"]
 
 
@@ -44,7 +46,7 @@ class StepLR(LRScheduler):
     """Multiplies each group's lr by gamma every step_size epochs."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size = step_size
+        self.step_size = _checks.integer("StepLR", "step_size", step_size, 1)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
