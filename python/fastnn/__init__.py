@@ -7,8 +7,8 @@ from . import _C, ops
 from ._C import get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import manual_seed
-from .tensor import (Tensor, arange, as_tensor, device, empty, from_numpy, full, ones, ones_like, rand, randint,
-                     randn, tensor, zeros, zeros_like)
+from .tensor import (Tensor, arange, as_tensor, device, empty, from_dlpack, from_numpy, full, ones, ones_like, rand,
+                     randint, randn, tensor, zeros, zeros_like)
 from . import nn
 from . import data, datasets, optim
 from .serialization import load, save
@@ -32,5 +32,6 @@ def build_info() -> dict:
 
 __all__ = ["build_info", "get_num_threads", "set_num_threads", "ops", "__version__", "enable_grad",
            "is_grad_enabled", "no_grad", "set_grad_enabled", "manual_seed", "Tensor", "arange", "as_tensor", "device",
-           "empty", "from_numpy", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros",
-           "zeros_like", "nn", "data", "datasets", "optim", "load", "save"] + _dtypes.__all__ + _tensor_functions.__all__
+           "empty", "from_dlpack", "from_numpy", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor",
+           "zeros", "zeros_like", "nn", "data", "datasets", "optim", "load", "save"] + _dtypes.__all__ + \
+    _tensor_functions.__all__

@@ -37,6 +37,8 @@ class device:
             raise RuntimeError(f"fastnn: device {type!r} is not supported yet; only 'cpu' is")
         if type != "cpu":
             raise ValueError(f"device: expected 'cpu' (or 'cuda', not supported yet), got {type!r}")
+        if number and not number.isdigit():
+            raise ValueError(f"device: the index after 'cpu:' must be a non-negative int, got {number!r}")
         self.type, self.index = type, int(number) if number else index
 
     def __eq__(self, other):
@@ -216,7 +218,18 @@ class Tensor:
         return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+        array = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        return array.copy() if copy and array is self._data else array  # np.array(t) copies, np.asarray(t) not
+
+    def __dlpack__(self, **kwargs):
+        """The backing array's DLPack capsule: torch.from_dlpack(t) and np.from_dlpack(t) share t's
+        memory. Like torch, a tensor that requires grad must be detached first."""
+        if self.requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        return self._data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
 
     def __float__(self):
         return float(self.item())
@@ -899,6 +912,16 @@ def from_numpy(array):
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     return Tensor._make(array)
+
+
+def from_dlpack(x):
+    """A tensor sharing memory with any DLPack producer: a torch tensor, a NumPy array, ... as
+    torch.from_dlpack. Arrays in GPU memory raise TypeError (this build has no CUDA tensors)."""
+    from .ops._arrays import as_numpy  # imported on first use, like the kernels (see _ops)
+    if not hasattr(x, "__dlpack__"):
+        raise TypeError(f"from_dlpack: x must implement __dlpack__ (a torch tensor, a NumPy or CuPy array, ...), "
+                        f"got {type(x).__name__}")
+    return Tensor._make(as_numpy("from_dlpack", "x", x))
 
 
 def _new(array, requires_grad):

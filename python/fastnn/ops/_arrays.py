@@ -1,7 +1,16 @@
-"""Turning what users pass into what the kernels accept, with errors that name the argument."""
+"""Turning what users pass into what the kernels accept, with errors that name the argument.
+
+`accepts_arrays` makes an op take foreign arrays (PyTorch, CuPy, anything with `__dlpack__`)
+as zero-copy NumPy views and give its results back in its first argument's array type.
+"""
+import functools
+import inspect
 import numbers
+import sys
 
 import numpy as np
+
+from ..tensor import Tensor
 
 _KERNEL_LAYOUT = ["C_CONTIGUOUS", "ALIGNED"]
 
@@ -39,3 +48,72 @@ def pair(op, name, value):
     if len(items) != 2 or not all(isinstance(v, numbers.Integral) for v in items):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return int(items[0]), int(items[1])
+
+
+# Types an op's arguments have when called with NumPy arrays (the training loop: thousands of
+# calls), checked in one set lookup per argument so that this path stays cheap.
+_NATIVE = frozenset({np.ndarray, type(None), bool, int, float, str, tuple, list})
+
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_MANAGED = 1, 2, 13
+
+
+def accepts_arrays(op_function):
+    """`op_function` taking any array type: each argument that is a torch tensor or has
+    `__dlpack__` is passed on as a NumPy view of the same memory, and every array the op
+    returns (tuples too) comes back as the first argument's type, sharing memory: torch in,
+    torch out; NumPy, fastnn.Tensor or another DLPack producer in, NumPy out (itself a DLPack
+    producer, so `framework.from_dlpack(result)` takes it without a copy)."""
+    op = op_function.__name__
+    names = tuple(inspect.signature(op_function).parameters)
+
+    @functools.wraps(op_function)
+    def call(*args, **kwargs):
+        if _NATIVE.issuperset(map(type, args)) and (not kwargs or _NATIVE.issuperset(map(type, kwargs.values()))):
+            return op_function(*args, **kwargs)
+        result = op_function(*(as_numpy(op, name, value) for name, value in zip(names, args)),
+                             **{name: as_numpy(op, name, value) for name, value in kwargs.items()})
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        return _as_torch(result) if _is_torch(first) else result
+
+    return call
+
+
+def as_numpy(op, name, value):
+    """A NumPy view of an array argument of any type; values that are no arrays pass unchanged.
+
+    Raises TypeError for arrays in device memory rather than copying them to the host.
+    """
+    if isinstance(value, Tensor):
+        value = value._data  # what np.asarray gave the ops before they took other arrays
+    if _is_torch(value):
+        if value.device.type != "cpu":
+            return _on_device(op, name, value, str(value.device))
+        # Tensor.numpy() shares memory just as np.from_dlpack does, at 1 us instead of 7.
+        return value.detach().numpy() if value.requires_grad else value.numpy()
+    if isinstance(value, np.ndarray) or not hasattr(value, "__dlpack__"):
+        return value  # NumPy arrays, scalars, lists and options
+    device_type, device_id = value.__dlpack_device__()
+    if device_type != _DLPACK_CPU:
+        cuda = device_type in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED)
+        return _on_device(op, name, value, f"cuda:{device_id}" if cuda else f"DLPack device {device_type}:{device_id}")
+    return np.from_dlpack(value, copy=False)
+
+
+def _on_device(op, name, value, device):
+    """The one place where arrays in device memory would go to the CUDA kernels, once built."""
+    raise TypeError(f"{op}: {name} ({type(value).__module__}.{type(value).__name__}) is on {device}, but this "
+                    f"build of fastnn has no CUDA kernels; copy it to the host first (torch: .cpu(), CuPy: .get())")
+
+
+def _is_torch(value):
+    """Whether `value` is a torch.Tensor, without importing torch: one of its tensors means it
+    is imported already."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _as_torch(result):
+    """`result` (an array, None, or a tuple of them) as torch tensors sharing its memory."""
+    if isinstance(result, tuple):
+        return tuple(_as_torch(item) for item in result)
+    return None if result is None else sys.modules["torch"].from_numpy(result)
