@@ -37,8 +37,6 @@ class device:
             raise RuntimeError(f"fastnn: device {type!r} is not supported yet; only 'cpu' is")
         if type != "cpu":
             raise ValueError(f"device: expected 'cpu' (or 'cuda', not supported yet), got {type!r}")
-        if number and not number.isdigit():
-            raise ValueError(f"device: the index after 'cpu:' must be a non-negative int, got {number!r}")
         self.type, self.index = type, int(number) if number else index
 
     def __eq__(self, other):
