@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from hypothesis import settings
 
 import fastnn
 
@@ -28,3 +29,11 @@ def require_gpu():
         if os.environ.get("FASTNN_REQUIRE_GPU") == "1":
             pytest.fail(f"FASTNN_REQUIRE_GPU=1 but {reason}")
         pytest.skip(reason)
+
+
+# Hypothesis profiles, picked by HYPOTHESIS_PROFILE. "ci" (the default) derandomizes: each
+# test draws the same examples every run, so a failure reproduces by rerunning it; "long" draws
+# fresh ones for a campaign. Both print the falsifying example and its @reproduce_failure blob.
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("long", max_examples=1000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -31,8 +31,11 @@ def assert_close(name, actual, expected, tol):
     assert actual is not None, f"{name}: got None, expected an array of shape {np.shape(expected)}"
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != expected {expected.shape}"
     assert actual.dtype == np.float32, f"{name}: dtype {actual.dtype} != float32"
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    err = np.abs(actual.astype(np.float64) - expected)
+    finite = np.isfinite(expected)
+    scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
+    # Equal values match, infinities and NaN (where the reference has NaN) included.
+    same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
+    err = np.where(same, 0.0, np.abs(actual.astype(np.float64) - expected))
     if err.size and not np.all(err <= tol * scale):
         worst = np.unravel_index(np.argmax(err), err.shape)
         raise AssertionError(f"{name}: max error {err.max():.3g} at {worst} (actual {actual[worst]}, expected "
@@ -53,6 +56,33 @@ def _directional_fd(fn, arrays, kwargs, index, direction, weights, eps):
     return (loss(eps) - loss(-eps)) / (2 * eps)
 
 
+def compare_with_reference(name, arrays, kwargs, tol, make_grad_output, saved=None):
+    """fastnn.ops.<name> and its backward against the float64 reference at `arrays`, the
+    backward fed make_grad_output(output shape). A gradient the reference gives as None (targets,
+    class weights, an absent bias) must be None. Returns (grad_output, grads, expected_grads)."""
+    op, op_backward = getattr(fastnn.ops, name), getattr(fastnn.ops, name + "_backward")
+    ref, ref_backward = getattr(reference, name), getattr(reference, name + "_backward")
+    arrays64 = [reference.f64(a) if _is_float(a) else a for a in arrays]
+
+    out = op(*arrays, **kwargs)
+    expected = np.asarray(ref(*arrays64, **kwargs), dtype=np.float64)
+    assert_close(f"{name} forward", out, expected, tol)
+
+    grad_out = make_grad_output(out.shape)
+    extra = {} if saved is None else {"saved": saved}
+    grads = op_backward(grad_out, *arrays, **kwargs, **extra)
+    expected_grads = ref_backward(reference.f64(grad_out), *arrays64, **kwargs)
+    assert isinstance(grads, tuple) and len(grads) == len(arrays), \
+        f"{name}_backward must return a tuple of {len(arrays)} gradients, got {type(grads).__name__} " \
+        f"of {len(grads) if isinstance(grads, tuple) else '?'}"
+    for i, (g, eg) in enumerate(zip(grads, expected_grads)):
+        if eg is None:
+            assert g is None, f"{name}_backward: gradient {i} must be None (no gradient flows to that argument)"
+            continue
+        assert_close(f"{name}_backward grad {i}", g, np.asarray(eg, dtype=np.float64), tol)
+    return grad_out, grads, expected_grads
+
+
 def check_op(name, arrays, kwargs=None, *, reduction=1, tol=None, fd_eps=1e-2, fd_rtol=2e-2,
              kernel_fd=True, saved=None):
     """Forward and backward against the reference; the backward against finite differences.
@@ -62,29 +92,13 @@ def check_op(name, arrays, kwargs=None, *, reduction=1, tol=None, fd_eps=1e-2, f
     """
     kwargs = dict(kwargs or {})
     tol = tolerance(reduction) if tol is None else tol
-    op, op_backward = getattr(fastnn.ops, name), getattr(fastnn.ops, name + "_backward")
-    ref, ref_backward = getattr(reference, name), getattr(reference, name + "_backward")
+    op, ref = getattr(fastnn.ops, name), getattr(reference, name)
     arrays64 = [reference.f64(a) if _is_float(a) else a for a in arrays]
-
-    out = op(*arrays, **kwargs)
-    expected = np.asarray(ref(*arrays64, **kwargs), dtype=np.float64)
-    assert_close(f"{name} forward", out, expected, tol)
-
-    grad_out = rng.standard_normal(out.shape).astype(np.float32)
-    extra = {} if saved is None else {"saved": saved}
-    grads = op_backward(grad_out, *arrays, **kwargs, **extra)
-    expected_grads = ref_backward(reference.f64(grad_out), *arrays64, **kwargs)
-    assert isinstance(grads, tuple) and len(grads) == len(arrays), \
-        f"{name}_backward must return a tuple of {len(arrays)} gradients, got {type(grads).__name__} " \
-        f"of {len(grads) if isinstance(grads, tuple) else '?'}"
-    for i, (a, g, eg) in enumerate(zip(arrays, grads, expected_grads)):
-        if not _is_float(a):
-            assert g is None, f"{name}_backward: gradient {i} must be None for a non-float argument"
-            continue
-        assert_close(f"{name}_backward grad {i}", g, np.asarray(eg, dtype=np.float64), tol)
+    grad_out, grads, expected_grads = compare_with_reference(
+        name, arrays, kwargs, tol, lambda shape: rng.standard_normal(shape).astype(np.float32), saved)
 
     for i, a in enumerate(arrays):
-        if not _is_float(a) or a.size == 0:
+        if expected_grads[i] is None or a.size == 0:
             continue
         direction = rng.standard_normal(a.shape)
         analytic = float(np.sum(np.asarray(expected_grads[i]) * direction))

@@ -34,7 +34,8 @@ def linear(input, weight, bias=None):
 
 def linear_backward(grad_output, input, weight, bias=None):
     g, x, w = f64(grad_output), f64(input), f64(weight)
-    g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    rows = math.prod(x.shape[:-1])  # not -1: NumPy cannot infer it for a zero-size array
+    g2, x2 = g.reshape(rows, g.shape[-1]), x.reshape(rows, x.shape[-1])
     return (g @ w).reshape(x.shape), g2.T @ x2, None if bias is None else g2.sum(axis=0)
 
 
@@ -67,20 +68,20 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     xg, wg, windows, _ = _conv2d_setup(input, weight, stride, padding, dilation, groups)
     out = sum(np.einsum("ngchw,goc->ngohw", xg[..., rows, cols], wg[..., kh, kw])
               for (kh, kw), (rows, cols) in windows.items())
-    out = out.reshape(out.shape[0], -1, *out.shape[3:])
+    out = out.reshape(out.shape[0], out.shape[1] * out.shape[2], *out.shape[3:])
     return out if bias is None else out + f64(bias)[:, None, None]
 
 
 def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     xg, wg, windows, pads = _conv2d_setup(input, weight, stride, padding, dilation, groups)
     g = f64(grad_output)
-    gg = g.reshape(g.shape[0], groups, -1, *g.shape[2:])
+    gg = g.reshape(g.shape[0], groups, g.shape[1] // groups, *g.shape[2:])
     grad_xg = np.zeros_like(xg)
     grad_wg = np.zeros_like(wg)
     for (kh, kw), (rows, cols) in windows.items():
         grad_xg[..., rows, cols] += np.einsum("ngohw,goc->ngchw", gg, wg[..., kh, kw])
         grad_wg[..., kh, kw] = np.einsum("ngohw,ngchw->goc", gg, xg[..., rows, cols])
-    grad_x = grad_xg.reshape(xg.shape[0], -1, *xg.shape[3:])
+    grad_x = grad_xg.reshape(xg.shape[0], xg.shape[1] * xg.shape[2], *xg.shape[3:])
     (top, _), (left, _) = pads
     grad_x = grad_x[:, :, top:top + np.shape(input)[2], left:left + np.shape(input)[3]]
     return grad_x, grad_wg.reshape(np.shape(weight)), None if bias is None else g.sum(axis=(0, 2, 3))
@@ -140,7 +141,8 @@ def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     _, indices = max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
     H, W = x.shape[-2:]
     grad = np.zeros((g[..., 0, 0].size, H * W))
-    for plane, (at, value) in enumerate(zip(indices.reshape(len(grad), -1), g.reshape(len(grad), -1))):
+    outputs = indices.shape[-2] * indices.shape[-1]
+    for plane, (at, value) in enumerate(zip(indices.reshape(len(grad), outputs), g.reshape(len(grad), outputs))):
         np.add.at(grad[plane], at[at >= 0], value[at >= 0])
     return (grad.reshape(x.shape),)
 
@@ -256,7 +258,7 @@ def gelu_backward(grad_output, input, approximate="none"):
 
 def softmax(input, dim=-1):
     x = f64(input)
-    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    e = np.exp(x - x.max(axis=dim, keepdims=True, initial=-np.inf))
     return e / e.sum(axis=dim, keepdims=True)
 
 
@@ -268,8 +270,9 @@ def softmax_backward(grad_output, input, dim=-1):
 
 def log_softmax(input, dim=-1):
     x = f64(input)
-    shifted = x - x.max(axis=dim, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    shifted = x - x.max(axis=dim, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):  # an empty dim sums to 0: log 0 = -inf, never used
+        return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
 
 def log_softmax_backward(grad_output, input, dim=-1):
@@ -306,7 +309,8 @@ def _loss_grad_scales(grad_output, target_weights, reduction, count):
         return g.reshape(count)
     if reduction == "sum":
         return np.full(count, float(g))
-    return np.full(count, float(g) / target_weights.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):  # no counted targets, as _reduce_loss
+        return np.full(count, float(g) / target_weights.sum())
 
 
 def _loss_terms(input, target, weight, ignore_index):

@@ -1,4 +1,6 @@
 """Matrix products: matmul and linear."""
+import math
+
 import numpy as np
 
 from .. import _C
@@ -28,7 +30,8 @@ def _rows(op, x):
     """x as (rows, in_features): linear works on the last dim, like torch's."""
     if x.ndim < 1:
         raise ValueError(f"{op}: input must have at least 1 dimension (..., in_features), got a scalar")
-    return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+    # Rows counted, not inferred with -1: NumPy cannot infer it when in_features is 0.
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1]) if x.ndim != 2 else x
 
 
 def linear(input, weight, bias=None):
