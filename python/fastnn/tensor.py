@@ -5,7 +5,7 @@ for CUDA) and all glue below goes through `self._xp`, so NumPy and CuPy share th
 Elementwise, shape and indexing ops are Function nodes written here in NumPy; kernel ops
 (conv2d, linear, pooling, activations, losses) live in fastnn.nn.functional.
 """
-import collections
+import collections.abc
 import math
 import numbers
 
@@ -37,6 +37,8 @@ class device:
             raise RuntimeError(f"fastnn: device {type!r} is not supported yet; only 'cpu' is")
         if type != "cpu":
             raise ValueError(f"device: expected 'cpu' (or 'cuda', not supported yet), got {type!r}")
+        if number and not number.isdigit():
+            raise ValueError(f"device: the index after 'cpu:' must be a non-negative int, got {number!r}")
         self.type, self.index = type, int(number) if number else index
 
     def __eq__(self, other):
@@ -77,7 +79,7 @@ def _unwrap(value):
 
 def _shape(size):
     """(2, 3) from zeros(2, 3), zeros((2, 3)) or zeros([2, 3])."""
-    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
+    if len(size) == 1 and isinstance(size[0], collections.abc.Iterable):
         size = tuple(size[0])
     if not all(isinstance(n, numbers.Integral) for n in size):
         raise TypeError(f"size must be ints, got {size}")
@@ -98,7 +100,7 @@ def _dims(dim, ndim):
     """dim (int, tuple or None for all) as a tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
     return tuple(_dim(d, ndim) for d in dims)
 
 

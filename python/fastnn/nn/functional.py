@@ -163,9 +163,7 @@ class BatchNorm(Function):
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        if training and x.size == 0:  # nothing to normalize; the running stats stay as they are (as torch)
-            mean, var = array_module(x).zeros(x.shape[1], x.dtype), array_module(x).ones(x.shape[1], x.dtype)
-        elif training:
+        if training and x.size:
             mean = x.mean(axis=axes)
             xhat = x - mean.reshape(shape)
             var = (xhat * xhat).mean(axis=axes)
@@ -175,8 +173,10 @@ class BatchNorm(Function):
                 running_mean += momentum * mean
                 running_var *= 1 - momentum
                 running_var += (momentum * n / max(n - 1, 1)) * var  # running_var is unbiased, as torch keeps it
-        else:
-            mean, var = running_mean, running_var
+        else:  # eval, or an empty batch: nothing to normalize, and the running stats stay as they are (as torch)
+            xp = array_module(x)
+            mean, var = (xp.zeros(x.shape[1], x.dtype), xp.ones(x.shape[1], x.dtype)) if training else (running_mean,
+                                                                                                      running_var)
             xhat = x - mean.reshape(shape)
         inv_std = 1 / array_module(x).sqrt(var + eps)
         xhat *= inv_std.reshape(shape)
