@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from ..autograd import no_grad
+from . import _checks
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "kaiming_uniform_",
            "kaiming_normal_", "xavier_uniform_", "xavier_normal_"]
@@ -45,6 +46,7 @@ def uniform_(tensor, a=0.0, b=1.0):
 
 @no_grad()
 def normal_(tensor, mean=0.0, std=1.0):
+    _checks.number("normal_", "std", std, 0)
     return tensor.normal_(mean, std)
 
 

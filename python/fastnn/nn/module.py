@@ -42,6 +42,9 @@ class Module:
     # ---- registration ----
 
     def _registry(self, name):
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"{type(self).__name__}: a parameter, buffer or submodule name must be a non-empty "
+                             f"string without '.', got {name!r}")
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {name!r} before {type(self).__name__}.__init__() called "
                                  "super().__init__()")
@@ -282,6 +285,8 @@ class _ModuleSequence(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return self._slice(list(self._modules.items())[index])
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{type(self).__name__}: index {index} is out of range for {len(self)} modules")
         return list(self._modules.values())[index]
 
     def __len__(self):
