@@ -51,7 +51,7 @@ def pair(op, name, value):
 
 
 # Types an op's arguments have when called with NumPy arrays (the training loop: thousands of
-# calls), checked in one set lookup per argument so that this path stays cheap.
+# calls), checked with one set lookup per argument so that this path stays cheap.
 _NATIVE = frozenset({np.ndarray, type(None), bool, int, float, str, tuple, list})
 
 _DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_MANAGED = 1, 2, 13
@@ -68,14 +68,26 @@ def accepts_arrays(op_function):
 
     @functools.wraps(op_function)
     def call(*args, **kwargs):
-        if _NATIVE.issuperset(map(type, args)) and (not kwargs or _NATIVE.issuperset(map(type, kwargs.values()))):
-            return op_function(*args, **kwargs)
-        result = op_function(*(as_numpy(op, name, value) for name, value in zip(names, args)),
-                             **{name: as_numpy(op, name, value) for name, value in kwargs.items()})
-        first = args[0] if args else next(iter(kwargs.values()), None)
-        return _as_torch(result) if _is_torch(first) else result
+        # A plain loop: 0.28 us over a bare relu of 64 floats (0.57 us), 0.66 us for conv2d's
+        # seven arguments; set.issuperset(map(type, ...)) took 0.32 and 0.84.
+        for value in args:
+            if type(value) not in _NATIVE:
+                return _call_with_foreign_arrays(op_function, op, names, args, kwargs)
+        for value in kwargs.values():
+            if type(value) not in _NATIVE:
+                return _call_with_foreign_arrays(op_function, op, names, args, kwargs)
+        return op_function(*args, **kwargs)
 
     return call
+
+
+def _call_with_foreign_arrays(op_function, op, names, args, kwargs):
+    to_torch = _is_torch(args[0] if args else next(iter(kwargs.values())))
+    arrays = [as_numpy(op, name, value) for name, value in zip(names, args)]
+    if kwargs:  # a comprehension costs 0.3 us even when empty
+        kwargs = {name: as_numpy(op, name, value) for name, value in kwargs.items()}
+    result = op_function(*arrays, **kwargs)
+    return _as_torch(result) if to_torch else result
 
 
 def as_numpy(op, name, value):
@@ -86,9 +98,9 @@ def as_numpy(op, name, value):
     if isinstance(value, Tensor):
         value = value._data  # what np.asarray gave the ops before they took other arrays
     if _is_torch(value):
-        if value.device.type != "cpu":
+        if not value.is_cpu:
             return _on_device(op, name, value, str(value.device))
-        # Tensor.numpy() shares memory just as np.from_dlpack does, at 1 us instead of 7.
+        # Tensor.numpy() shares memory as np.from_dlpack does, at 0.7 us instead of 4.9.
         return value.detach().numpy() if value.requires_grad else value.numpy()
     if isinstance(value, np.ndarray) or not hasattr(value, "__dlpack__"):
         return value  # NumPy arrays, scalars, lists and options
@@ -113,7 +125,8 @@ def _is_torch(value):
 
 
 def _as_torch(result):
-    """`result` (an array, None, or a tuple of them) as torch tensors sharing its memory."""
+    """`result` (an array, None, or a tuple of them) as torch tensors sharing its memory
+    (torch.from_numpy: 0.6 us, torch.from_dlpack: 4.8 us)."""
     if isinstance(result, tuple):
         return tuple(_as_torch(item) for item in result)
     return None if result is None else sys.modules["torch"].from_numpy(result)
