@@ -44,7 +44,7 @@ def param():
     return nn.Parameter(fastnn.zeros(2))
 
 
-shared = param()
+SHARED_PARAMETER = param()
 
 
 BAD_INPUTS = {
@@ -311,7 +311,7 @@ BAD_INPUTS = {
         (lambda: optim.SGD(5), TypeError, r"SGD: params must be an iterable .*got int"),
         (lambda: optim.SGD([{"params": [param(), "w"]}]),
          TypeError, r"SGD: params\[1\] must be a fastnn Tensor, got str"),
-        (lambda: optim.SGD([{"params": [shared]}, {"params": [shared]}]),
+        (lambda: optim.SGD([{"params": [SHARED_PARAMETER]}, {"params": [SHARED_PARAMETER]}]),
          ValueError, r"some parameters appear in more than one parameter group"),
         (lambda: optim.lr_scheduler.StepLR(optim.SGD([param()], lr=0.1), step_size=0),
          ValueError, r"StepLR: step_size must be >= 1, got 0"),

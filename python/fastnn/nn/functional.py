@@ -139,10 +139,15 @@ class Dropout(Function):
 
     def forward(self, input, p, seed):
         self.p, self.seed = p, seed
-        return _C.dropout(np.ascontiguousarray(input), p, seed)
+        return _C.dropout(_kernel_layout(input), p, seed)
 
     def backward(self, grad):
-        return (_C.dropout(np.ascontiguousarray(grad), self.p, self.seed),)
+        return (_C.dropout(_kernel_layout(grad), self.p, self.seed),)
+
+
+def _kernel_layout(array):
+    # Aligned too: np.ascontiguousarray passes a contiguous but unaligned view through.
+    return np.require(array, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -173,10 +178,10 @@ class BatchNorm(Function):
                 running_mean += momentum * mean
                 running_var *= 1 - momentum
                 running_var += (momentum * n / max(n - 1, 1)) * var  # running_var is unbiased, as torch keeps it
-        else:  # eval, or an empty batch: nothing to normalize, and the running stats stay as they are (as torch)
-            xp = array_module(x)
-            mean, var = (xp.zeros(x.shape[1], x.dtype), xp.ones(x.shape[1], x.dtype)) if training else (running_mean,
-                                                                                                      running_var)
+        elif training:  # an empty batch: nothing to normalize, and the running stats stay as they are (as torch)
+            xhat, var = x.copy(), array_module(x).ones(x.shape[1], x.dtype)
+        else:
+            mean, var = running_mean, running_var
             xhat = x - mean.reshape(shape)
         inv_std = 1 / array_module(x).sqrt(var + eps)
         xhat *= inv_std.reshape(shape)
