@@ -265,6 +265,35 @@ def test_nll_loss_or_cross_entropy(data):
         check(data, name, [x, target, weight], kwargs, reduction=max(classes, target.size))
 
 
+# ---- dropout (nn.functional: its kernel draws a mask, so there is no reference to compare with) ----
+
+@given(st.data())
+def test_dropout_statistics(data):
+    shape = data.draw(st.lists(SMALL, max_size=3).map(tuple) | st.tuples(st.integers(10, 5000)), "shape")
+    p = data.draw(st.sampled_from([0.0, 1.0]) | st.floats(0, 1, exclude_max=True), "p")
+    x = data.draw(float32_arrays(shape, values=["normal"]), "input")
+    fastnn.manual_seed(data.draw(st.integers(0, 2**32 - 1), "manual_seed"))
+    input = fastnn.Tensor(x, requires_grad=True)
+    with draw_kernels(data):
+        output = fastnn.nn.functional.dropout(input, p)
+        output.sum().backward()
+    y, grad = output.detach().numpy(), input.grad.numpy()
+    # The gradient of the sum is the mask scaled by 1/(1-p): the backward zeroes what the forward did.
+    kept = grad != 0
+    assert np.all(grad[kept] == np.float32(1 / (1 - p))) if p < 1 else not kept.any()
+    np.testing.assert_allclose(y, np.where(kept, x / (1 - p) if p < 1 else 0, 0), rtol=1e-6, atol=0)
+    # The number zeroed is Binomial(size, p): within 5 standard deviations (one failure in 3.5 million).
+    dropped, size = np.count_nonzero(~kept), x.size
+    assert abs(dropped - p * size) <= 5 * np.sqrt(size * p * (1 - p)) + 1, f"{dropped} of {size} zeroed with p={p}"
+
+
+def test_dropout_of_an_unaligned_input():
+    # Regression: the unaligned view reached the kernel, which rejects it (found by test_dropout_statistics).
+    x = dict(_layout_variants(np.ones(10, np.float32)))["unaligned"]
+    y = fastnn.nn.functional.dropout(fastnn.Tensor(x), 0.5).numpy()
+    assert set(np.unique(y)) <= {0.0, 2.0}
+
+
 # ---- invalid arguments: an error naming the argument, never a crash ----
 
 @st.composite
