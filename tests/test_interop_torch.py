@@ -34,6 +34,11 @@ def assert_close(name, actual, expected, reduction):
     assert err.numel() == 0 or float(err.max()) <= tol, f"{name}: max error {float(err.max()):.3g} > {tol:.3g}"
 
 
+def assert_through_fastnn(output):
+    """`output` came from a fastnn Function, not from torch's own kernel."""
+    assert output.grad_fn.name() in ("_OpBackward", "_MaxPool2dBackward"), f"computed by {output.grad_fn.name()}"
+
+
 def check(fastnn_fn, torch_fn, inputs, kwargs, reduction):
     """fastnn_fn(*inputs, **kwargs) and the gradients of its float inputs against torch_fn on
     float64 copies (float tensors in kwargs, like class weights, are copied too)."""
@@ -42,6 +47,7 @@ def check(fastnn_fn, torch_fn, inputs, kwargs, reduction):
     ref_kwargs = {k: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
                   for k, v in kwargs.items()}
     out, expected = fastnn_fn(*ours, **kwargs), torch_fn(*ref, **ref_kwargs)
+    assert_through_fastnn(out)
     assert_close("forward", out, expected, reduction)
     grad_output = randn(*out.shape)
     out.backward(grad_output)
@@ -132,6 +138,7 @@ def test_network_matches_native_torch(pool):
     native = _net(torch.nn, pool)
     ours = _net(fnt, pool)
     ours.load_state_dict(native.state_dict())
+    assert all(type(m).__module__ == fnt.__name__ for m in ours if not isinstance(m, torch.nn.Flatten))
     images, labels = randn(8, 1, 16, 16), classes(8, 10)
     native_loss = torch.nn.CrossEntropyLoss()(native(images), labels)
     loss = fnt.CrossEntropyLoss()(ours(images), labels)
@@ -163,7 +170,9 @@ def test_conv2d_module_padding_modes(padding_mode):
     ours = fnt.Conv2d(2, 3, 3, padding=1, padding_mode=padding_mode)
     ours.load_state_dict(native.state_dict())
     x = randn(2, 2, 6, 5)
-    assert_close("forward", ours(x), native(x).double(), 18)
+    out = ours(x.requires_grad_())
+    assert_through_fastnn(out)
+    assert_close("forward", out, native(x).double(), 18)
 
 
 @pytest.mark.parametrize("name, args, input_shape", [
@@ -171,8 +180,10 @@ def test_conv2d_module_padding_modes(padding_mode):
     ("GELU", ("tanh",), (4, 6)), ("Softmax", (1,), (4, 6)), ("LogSoftmax", (1,), (4, 6)),
     ("MaxPool2d", (3, 2, 1), (2, 2, 7, 7)), ("AvgPool2d", (2,), (2, 2, 6, 6))])
 def test_module_matches_native(name, args, input_shape):
-    x = randn(*input_shape)
-    assert_close(name, getattr(fnt, name)(*args)(x), getattr(torch.nn, name)(*args)(x.clone()).double(), 9)
+    x = randn(*input_shape).requires_grad_()
+    out = getattr(fnt, name)(*args)(x)
+    assert_through_fastnn(out)
+    assert_close(name, out, getattr(torch.nn, name)(*args)(x.detach()).double(), 9)
 
 
 class _SmallNet(torch.nn.Module):

@@ -43,7 +43,7 @@ class _Op(torch.autograd.Function):
     @staticmethod
     def forward(ctx, name, params, *tensors):
         output = getattr(ops, name)(*tensors, **params)
-        ctx.name, ctx.params = name, params
+        ctx.op, ctx.params = name, params
         ctx.save_for_backward(*tensors, *([output] if name in _SAVES_OUTPUT else []))
         return output
 
@@ -52,11 +52,11 @@ class _Op(torch.autograd.Function):
     def backward(ctx, grad_output):
         tensors = list(ctx.saved_tensors)
         extra = {}
-        if ctx.name in _SAVES_OUTPUT:
+        if ctx.op in _SAVES_OUTPUT:
             extra["saved"] = tensors.pop()
-        if ctx.name in _SKIPS_GRADIENTS:
+        if ctx.op in _SKIPS_GRADIENTS:
             extra["needs_input_grad"] = ctx.needs_input_grad[2:]
-        grads = getattr(ops, ctx.name + "_backward")(grad_output, *tensors, **ctx.params, **extra)
+        grads = getattr(ops, ctx.op + "_backward")(grad_output, *tensors, **ctx.params, **extra)
         return (None, None, *grads)
 
 
