@@ -192,6 +192,28 @@ def test_torch_dtype_is_checked_like_numpy():
     torch = _torch()
     with pytest.raises(TypeError, match="relu: input must be float32, got float64"):
         ops.relu(torch.randn(3, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"relu_backward: input must be float32 \(.*\), got torch.bfloat16"):
+        ops.relu_backward(torch.randn(3), torch.randn(3, dtype=torch.bfloat16))
+    with pytest.raises(TypeError, match="cross_entropy: target must hold integer class indices, got float32"):
+        ops.cross_entropy(torch.randn(3, 4), torch.tensor([0.0, 1.0, 2.0]))
+
+
+def test_large_torch_results_keep_their_buffers():
+    """Kernel outputs of >= 1 MiB come from a cache of freed buffers: a torch result must keep
+    its buffer out of that cache for as long as it lives."""
+    torch = _torch()
+    x = torch.randn(1 << 19)
+    y = ops.relu(x)
+    expected = y.clone()
+    for _ in range(4):
+        ops.relu(-x), ops.tanh(x)
+    assert torch.equal(y, expected)
+
+
+def test_empty_and_scalar_torch_tensors():
+    torch = _torch()
+    assert ops.relu(torch.empty(2, 0, 3)).shape == (2, 0, 3)
+    assert torch.equal(ops.relu(torch.tensor(-1.0)), torch.tensor(0.0))
 
 
 def test_generic_dlpack_object_is_read_in_place():

@@ -1,6 +1,6 @@
 """Turning what users pass into what the kernels accept, with errors that name the argument.
 
-`accepts_arrays` makes an op take foreign arrays (PyTorch, CuPy, anything with `__dlpack__`)
+`accepts_arrays` makes an op take foreign arrays (PyTorch tensors, anything with `__dlpack__`)
 as zero-copy NumPy views and give its results back in its first argument's array type.
 """
 import functools
@@ -101,7 +101,10 @@ def as_numpy(op, name, value):
         if not value.is_cpu:
             return _on_device(op, name, value, str(value.device))
         # Tensor.numpy() shares memory as np.from_dlpack does, at 0.7 us instead of 4.9.
-        return value.detach().numpy() if value.requires_grad else value.numpy()
+        try:
+            return value.detach().numpy() if value.requires_grad else value.numpy()
+        except TypeError:  # bfloat16 and other dtypes NumPy lacks
+            raise TypeError(f"{op}: {name} must be float32 (or integer indices), got {value.dtype}") from None
     if isinstance(value, np.ndarray) or not hasattr(value, "__dlpack__"):
         return value  # NumPy arrays, scalars, lists and options
     device_type, device_id = value.__dlpack_device__()
