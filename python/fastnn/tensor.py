@@ -878,7 +878,7 @@ class Index(Function):
 
 class Concatenate(Function):
     def forward(self, *arrays, dim):
-        self.dim = dim
+        self.dim = dim = _dim(dim, arrays[0].ndim)
         self.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1]
         return array_module(arrays[0]).concatenate(arrays, axis=dim)
 
@@ -888,7 +888,7 @@ class Concatenate(Function):
 
 class Stack(Function):
     def forward(self, *arrays, dim):
-        self.dim = dim % (arrays[0].ndim + 1)
+        self.dim = dim = _dim(dim, arrays[0].ndim + 1)
         return array_module(arrays[0]).stack(arrays, axis=dim)
 
     def backward(self, grad):

@@ -44,7 +44,12 @@ def as_index(op, name, value):
 
 def pair(op, name, value):
     """(int, int) from an int or a pair of ints, as torch.nn.functional accepts them."""
-    items = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if isinstance(value, numbers.Integral):
+        items = (value, value)
+    elif isinstance(value, (tuple, list)):
+        items = tuple(value)
+    else:
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if len(items) != 2 or not all(isinstance(v, numbers.Integral) for v in items):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return int(items[0]), int(items[1])
