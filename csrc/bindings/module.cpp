@@ -1,6 +1,7 @@
 // fastnn._C: the pybind11 module. Each op family registers its functions from its own file.
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <string>
 
 #include "bindings/common.h"
@@ -49,6 +50,15 @@ py::dict build_info() {
   return info;
 }
 
+// How many threads a parallel kernel started from the calling thread runs on now: the number
+// of slices parallel_for hands out over work big enough for every thread.
+int parallel_team_size() {
+  py::gil_scoped_release release;
+  std::atomic<int> slices{0};
+  fastnn::cpu::parallel_for(1 << 20, 1, [&](int64_t, int64_t) { slices.fetch_add(1, std::memory_order_relaxed); });
+  return slices.load();
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -56,8 +66,14 @@ PYBIND11_MODULE(_C, m) {
   fastnn::cpu::isa();  // a bad FASTNN_ISA fails the import with its message
   m.attr("__version__") = FASTNN_VERSION;
   m.def("build_info", &build_info);
-  m.def("get_num_threads", &fastnn::cpu::num_threads);
-  m.def("set_num_threads", &fastnn::cpu::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &fastnn::cpu::num_threads,
+        "The number of threads a kernel called from this thread runs on (see set_num_threads).");
+  m.def("set_num_threads", &fastnn::cpu::set_num_threads, py::arg("n"),
+        "Sets the threads every CPU kernel uses, for all threads of the process (default: OMP_NUM_THREADS, "
+        "else the core count). A calling thread whose OpenMP limit is below that default "
+        "(threadpoolctl.threadpool_limits, omp_set_num_threads) gets at most its limit. A process forked after "
+        "kernels ran in parallel runs them on one thread: libgomp's threads do not survive fork().");
+  m.def("_parallel_team_size", &parallel_team_size);
   m.def("_set_isa", &fastnn::cpu::set_isa, py::arg("name"));
   fastnn::bindings::bind_gemm(m);
   fastnn::bindings::bind_conv2d(m);

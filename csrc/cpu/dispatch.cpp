@@ -1,5 +1,8 @@
 #include "cpu/dispatch.h"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -68,10 +71,19 @@ const IsaKernels* initial_isa() {
 }
 
 #ifdef _OPENMP
-std::atomic<int> thread_count{omp_get_max_threads()};
+const int openmp_default = omp_get_max_threads();  // at load: OMP_NUM_THREADS or the core count
 #else
-std::atomic<int> thread_count{1};
+const int openmp_default = 1;
 #endif
+std::atomic<int> thread_count{openmp_default};
+
+std::atomic<bool> pool_started{false};
+std::atomic<bool> serial_after_fork{false};
+
+// Registered at load; runs in the child of every fork(), os.fork() and multiprocessing's 'fork'.
+[[maybe_unused]] const int fork_handler_registered = pthread_atfork(nullptr, nullptr, [] {
+  if (pool_started.load(std::memory_order_relaxed)) serial_after_fork.store(true, std::memory_order_relaxed);
+});
 
 }  // namespace
 
@@ -93,7 +105,19 @@ std::vector<std::string> isas_available() {
 
 void set_isa(const std::string& name) { selected.store(find_available(name), std::memory_order_release); }
 
-int num_threads() { return thread_count.load(std::memory_order_relaxed); }
+int num_threads() {
+  if (serial_after_fork.load(std::memory_order_relaxed)) return 1;
+  const int n = thread_count.load(std::memory_order_relaxed);
+#ifdef _OPENMP
+  const int limit = omp_get_max_threads();
+  if (limit < openmp_default) return std::min(n, limit);
+#endif
+  return n;
+}
+
+void note_parallel_region() {
+  if (!pool_started.load(std::memory_order_relaxed)) pool_started.store(true, std::memory_order_relaxed);
+}
 
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));

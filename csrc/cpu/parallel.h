@@ -8,8 +8,16 @@
 
 namespace fastnn::cpu {
 
+// Threads a kernel started from the calling thread may use: set_num_threads's process-wide
+// value (OMP_NUM_THREADS or the core count until it is called), lowered to the calling thread's
+// OpenMP limit when something set that below the default (threadpoolctl's threadpool_limits,
+// omp_set_num_threads), so fastnn never adds threads where the host asked for fewer. 1 in a
+// process forked after fastnn started OpenMP threads: libgomp's pool does not survive fork(),
+// and a parallel region there would wait forever for threads that do not exist.
 int num_threads();
 void set_num_threads(int n);
+// Called before each parallel region, so that a later fork knows the child must stay serial.
+void note_parallel_region();
 
 inline bool in_parallel_region() {
 #ifdef _OPENMP
@@ -31,6 +39,7 @@ void parallel_for(int64_t n, int64_t min_per_thread, Body&& body) {
     return;
   }
 #ifdef _OPENMP
+  note_parallel_region();
 #pragma omp parallel num_threads(static_cast<int>(threads))
   {
     int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
