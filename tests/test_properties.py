@@ -26,9 +26,11 @@ from conftest import ISAS
 from opcheck import _layout_variants, compare_with_reference, tolerance
 
 # Values: standard normal; magnitudes spread over 1e-3..1e4 per element; small integers, so
-# max-pool windows and relu inputs have ties and exact zeros.
+# max-pool windows and relu inputs have ties and exact zeros. Ops without products also get
+# magnitudes up to 1e30 (huge logits); products of those would overflow float32.
 VALUES = ["normal", "wide", "ties"]
-LAYOUTS = ["contiguous", "fortran", "strided", "unaligned", "readonly", "reversed"]
+NO_PRODUCTS = VALUES + ["huge"]
+LAYOUTS = ["contiguous", "fortran", "strided", "unaligned", "readonly", "reversed", "broadcast"]
 # Sizes: 0, 1, odd, off every vector width (4, 8, 16) and GEMM tile (MR 4..12, NR 8..32).
 SMALL = st.integers(0, 9)
 
@@ -51,12 +53,15 @@ def draw_kernels(data):
 
 
 def in_layout(a, layout):
-    """The same values in another memory layout (negative strides for 'reversed')."""
-    if layout == "contiguous" or a.ndim == 0:
+    """The same values in another memory layout (negative strides for 'reversed'), except for
+    'broadcast': the first entry along dim 0 repeated with a zero stride."""
+    if layout == "contiguous" or a.ndim == 0 or a.size == 0:
         return a
     if layout == "reversed":
         index = (slice(None, None, -1),) * a.ndim
         return np.ascontiguousarray(a[index])[index]
+    if layout == "broadcast":
+        return np.broadcast_to(a[:1], a.shape)
     return dict(_layout_variants(a))[layout]
 
 
@@ -67,8 +72,8 @@ def float32_arrays(draw, shape, values=VALUES):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if kind == "ties":
         a = rng.integers(-2, 3, size=shape)
-    elif kind == "wide":
-        a = rng.standard_normal(shape) * 10.0 ** rng.uniform(-3, 4, size=shape)
+    elif kind in ("wide", "huge"):
+        a = rng.standard_normal(shape) * 10.0 ** rng.uniform(-3, 4 if kind == "wide" else 30, size=shape)
     else:
         a = rng.standard_normal(shape)
     return in_layout(a.astype(np.float32), draw(st.sampled_from(LAYOUTS)))
@@ -170,7 +175,7 @@ def draw_pool_input(data, kernel, padding, dilation=(1, 1)):
     spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     plane = tuple(max(1, span - 2 * p) + data.draw(st.integers(0, 8)) for span, p in zip(spans, padding))
     batch = tuple(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=2), "batch dims"))
-    return data.draw(float32_arrays(batch + plane), "input")
+    return data.draw(float32_arrays(batch + plane, NO_PRODUCTS), "input")
 
 
 def draw_window(data):
@@ -218,7 +223,7 @@ def test_relu_or_leaky_relu_or_sigmoid_or_tanh_or_gelu(data):
     name = data.draw(st.sampled_from(ACTIVATIONS), "op")
     # Up to 4 dims of 0..9, or one long row (the vector loop's bulk and its tail).
     shape = data.draw(st.lists(SMALL, max_size=4).map(tuple) | st.tuples(st.integers(10, 300)), "shape")
-    x = data.draw(float32_arrays(shape), "input")
+    x = data.draw(float32_arrays(shape, NO_PRODUCTS), "input")
     kwargs, saved = {}, None
     if name == "leaky_relu":
         kwargs["negative_slope"] = data.draw(st.floats(-2, 2, width=32), "negative_slope")
@@ -237,7 +242,7 @@ def test_softmax_or_log_softmax(data):
     name = data.draw(st.sampled_from(["softmax", "log_softmax"]), "op")
     shape = data.draw(st.lists(SMALL, min_size=1, max_size=4).map(tuple) | st.tuples(st.integers(10, 300)), "shape")
     dim = data.draw(st.integers(-len(shape), len(shape) - 1), "dim")
-    x = data.draw(float32_arrays(shape), "input")
+    x = data.draw(float32_arrays(shape, NO_PRODUCTS), "input")
     with draw_kernels(data):
         saved = getattr(fastnn.ops, name)(x, dim=dim) if data.draw(st.booleans(), "saved") else None
         check(data, name, [x], dict(dim=dim), reduction=shape[dim], saved=saved)
@@ -251,7 +256,7 @@ def test_nll_loss_or_cross_entropy(data):
     positions = data.draw(st.none() | st.lists(st.integers(0, 6), min_size=1, max_size=3).map(tuple), "N, d1, ...")
     shape = (classes,) if positions is None else positions[:1] + (classes,) + positions[1:]
     target_shape = () if positions is None else positions
-    x = data.draw(float32_arrays(shape), "input")
+    x = data.draw(float32_arrays(shape, NO_PRODUCTS), "input")
     ignore_index = data.draw(st.sampled_from([-100]) | st.integers(-3, classes + 3), "ignore_index")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "target seed"))
     target = rng.integers(0, classes, size=target_shape)
