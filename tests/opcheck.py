@@ -35,7 +35,8 @@ def assert_close(name, actual, expected, tol):
     scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
     # Equal values match, infinities and NaN (where the reference has NaN) included.
     same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
-    err = np.where(same, 0.0, np.abs(actual.astype(np.float64) - expected))
+    with np.errstate(invalid="ignore"):  # inf - inf, where `same` already decided
+        err = np.where(same, 0.0, np.abs(actual.astype(np.float64) - expected))
     if err.size and not np.all(err <= tol * scale):
         worst = np.unravel_index(np.argmax(err), err.shape)
         raise AssertionError(f"{name}: max error {err.max():.3g} at {worst} (actual {actual[worst]}, expected "
