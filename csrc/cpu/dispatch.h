@@ -8,6 +8,7 @@
 #include "cpu/simd/gemm_simd.h"
 #include "cpu/simd/peak_simd.h"
 #include "cpu/simd/softmax_simd.h"
+#include "fastnn/threads.h"  // num_threads and set_num_threads are defined in dispatch.cpp
 
 namespace fastnn::cpu {
 
@@ -20,11 +21,14 @@ struct IsaKernels {
   const SoftmaxKernels* softmax;
 };
 
+// Exported from libfastnn.so for fastnn._C; not part of the C++ API (csrc/include/fastnn).
+#pragma GCC visibility push(default)
 // The table picked at import: the best the CPU supports, or FASTNN_ISA if set.
 const IsaKernels& isa();
 // Names of the ISAs this build has and this CPU can run, best first.
 std::vector<std::string> isas_available();
 // Throws std::invalid_argument naming the choices when `name` is not available.
 void set_isa(const std::string& name);
+#pragma GCC visibility pop
 
 }  // namespace fastnn::cpu

@@ -4,9 +4,12 @@
 
 namespace fastnn::cpu {
 
+// Exported from libfastnn.so for fastnn._C; not part of the C++ API (csrc/include/fastnn).
+#pragma GCC visibility push(default)
 // FMA throughput of the selected ISA on num_threads() threads, GFLOP/s (best of a few runs).
 double fma_peak_gflops();
 // Parallel copy of `bytes` bytes on num_threads() threads, GB/s counting bytes read + written.
 double copy_bandwidth_gbps(int64_t bytes);
+#pragma GCC visibility pop
 
 }  // namespace fastnn::cpu

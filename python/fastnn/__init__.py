@@ -3,6 +3,8 @@
 Hand-written C++ (OpenMP + SIMD) kernels behind `fastnn.ops`, a functional API over NumPy
 arrays where every op has a matching `<op>_backward`.
 """
+import os
+
 from . import _C, ops
 from ._C import get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -30,7 +32,24 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
+def get_include() -> str:
+    """The include directory of the kernels' C++ API (`#include <fastnn/fastnn.h>`)."""
+    return os.path.join(os.path.dirname(__file__), "include")
+
+
+def get_library() -> str:
+    """The path of libfastnn.so, the shared library of kernels that C++ programs link."""
+    return os.path.join(os.path.dirname(__file__), "lib", "libfastnn.so")
+
+
+def get_cmake_dir() -> str:
+    """The directory of fastnnConfig.cmake: with -Dfastnn_DIR=<it>, CMake's
+    find_package(fastnn CONFIG) gives the imported target fastnn::fastnn."""
+    return os.path.join(os.path.dirname(__file__), "lib", "cmake", "fastnn")
+
+
 __all__ = ["build_info", "get_num_threads", "set_num_threads", "ops", "__version__", "enable_grad",
+           "get_include", "get_library", "get_cmake_dir",
            "is_grad_enabled", "no_grad", "set_grad_enabled", "manual_seed", "Tensor", "arange", "as_tensor", "device",
            "empty", "from_dlpack", "from_numpy", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor",
            "zeros", "zeros_like", "nn", "data", "datasets", "optim", "load", "save"] + _dtypes.__all__ + \

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+// libfastnn.so is built with hidden visibility; what this header declares is its API.
+#pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
 void relu(int64_t n, const float* x, float* y);
@@ -26,3 +28,4 @@ void gelu(int64_t n, const float* x, bool tanh_approximation, float* y);
 void gelu_backward(int64_t n, const float* grad_y, const float* x, bool tanh_approximation, float* grad_x);
 
 }  // namespace fastnn::cpu
+#pragma GCC visibility pop

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+// libfastnn.so is built with hidden visibility; what this header declares is its API.
+#pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
 // The sizes of one convolution. pad_h/pad_w are the zero rows/columns before the input; the
@@ -23,3 +25,4 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
                      float* grad_input, float* grad_weight, float* grad_bias);
 
 }  // namespace fastnn::cpu
+#pragma GCC visibility pop

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+// libfastnn.so is built with hidden visibility; what this header declares is its API.
+#pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
 // C[M,N] = alpha * A[M,K] @ B[K,N] + beta * C, with A(i,k) = a[i*a_row_stride + k*a_col_stride]
@@ -33,3 +35,4 @@ void linear_backward(int64_t M, int64_t in, int64_t out, const float* grad_y, co
                      float* grad_x, float* grad_w, float* grad_bias);
 
 }  // namespace fastnn::cpu
+#pragma GCC visibility pop

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+// libfastnn.so is built with hidden visibility; what this header declares is its API.
+#pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
 // The scalars of one Adam step; the bias corrections are folded in by the caller, as
@@ -17,8 +19,10 @@ struct AdamStep {
 //   m = m + (1-beta1)(g - m);  v = beta2 v + (1-beta2) g^2;  v_max = max(v_max, v) (amsgrad,
 //   when max_exp_avg_sq is not null);  p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps).
 // T is float or double; the arithmetic is done in T, as torch does.
+// The pragma does not reach template instantiations: the attribute exports float and double.
 template <class T>
-void adam_step(int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq,
-               const AdamStep& s);
+[[gnu::visibility("default")]] void adam_step(int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+                                              T* max_exp_avg_sq, const AdamStep& s);
 
 }  // namespace fastnn::cpu
+#pragma GCC visibility pop

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+// libfastnn.so is built with hidden visibility; what this header declares is its API.
+#pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
 // Each of `planes` in_h x in_w input planes becomes an out_h x out_w output plane. Output
@@ -38,3 +40,4 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, int64_t d
                          const float* grad_output, float* grad_input);
 
 }  // namespace fastnn::cpu
+#pragma GCC visibility pop

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+// libfastnn.so is built with hidden visibility; what this header declares is its API.
+#pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
 void softmax(int64_t outer, int64_t D, int64_t inner, const float* x, float* y);
@@ -43,3 +45,4 @@ void cross_entropy_backward(int64_t N, int64_t C, int64_t inner, const float* gr
                             float label_smoothing, Reduction reduction, float* grad_input);
 
 }  // namespace fastnn::cpu
+#pragma GCC visibility pop
