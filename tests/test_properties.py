@@ -383,6 +383,10 @@ def invalid_calls():
             lambda s: (("softmax", "log_softmax")[s[1] % 2], "dim", (ValueError, IndexError),
                        lambda: getattr(ops, ("softmax", "log_softmax")[s[1] % 2])(randn(*s[0]),
                                                                                   dim=len(s[0]) + s[1]))),
+        st.tuples(st.sampled_from(["softmax", "log_softmax"]), st.floats() | st.text(max_size=3) | st.none()).map(
+            lambda s: (s[0], "dim", TypeError, lambda: getattr(ops, s[0])(randn(2, 3), dim=s[1]))),
+        st.tuples(st.text(max_size=3) | st.none() | st.just([0.1])).map(
+            lambda s: ("leaky_relu", "negative_slope", TypeError, lambda: ops.leaky_relu(randn(3), s[0]))),
         st.tuples(st.sampled_from(["nll_loss", "cross_entropy"]), st.text(max_size=6).filter(
             lambda r: r not in ("mean", "sum", "none"))).map(
             lambda s: (s[0], "reduction", ValueError, lambda: getattr(ops, s[0])(randn(2, 3), np.zeros(2, int),
