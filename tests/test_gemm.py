@@ -6,7 +6,8 @@ from opcheck import check_inputs, check_op, randn
 
 pytestmark = pytest.mark.usefixtures("isa")
 
-# Odd sizes, size 1, and sizes off every ISA's MR (12, 6, 4) and NR (32, 16, 8) and KC (256).
+# Odd sizes, size 1, and sizes off every ISA's MR (8, 6, 4) and NR (32, 16, 8) and KC (256). All
+# are small enough that gemm reads A in place rather than packing it.
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 33, 17), (12, 32, 256), (25, 65, 257), (67, 129, 300)]
 
 
@@ -29,6 +30,26 @@ def test_matmul_large_uses_all_blocks():
     a, b = randn(300, 520), randn(520, 3100)
     expected = a.astype(np.float64) @ b
     np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matmul_packed_a_path_tile_edges(transpose_a, transpose_b):
+    # M*N*K past the limit below which A is read in place, so A is packed; M, N and K are off
+    # every MR, NR and KC multiple, and transposed operands go through packing too.
+    M, N, K = 133, 517, 1031
+    a = randn(K, M).T if transpose_a else randn(M, K)
+    b = randn(N, K).T if transpose_b else randn(K, N)
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("M", [1, 7, 8, 9, 63])
+def test_matmul_in_place_a_rows_past_the_tile(M):
+    # A read in place, row-major and transposed: a tile's rows past M are neither read nor
+    # written (ASan checks the bounds).
+    check_op("matmul", [randn(M, 21), randn(21, 40)], reduction=21)
+    check_op("matmul", [randn(21, M).T, randn(21, 40)], reduction=21)
 
 
 @pytest.mark.parametrize("lead", [(), (6,), (2, 3)])

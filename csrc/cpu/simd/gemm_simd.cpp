@@ -22,28 +22,44 @@ constexpr int kMR = 4;  // 4 x 2 xmm accumulators of 16 SSE registers
 #endif
 constexpr int kNR = 2 * kWidth;
 
-// kVecs vectors of C columns per row; the B panel rows are kNR apart either way.
-template <int kVecs>
-void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
-           int64_t cols, float alpha, float beta) {
-  vec acc[kMR][kVecs] = {};
-  // C is read only after the k loop; fetching its lines now hides their miss behind the FMAs.
-  for (int64_t i = 0; i < rows; ++i) {
-    __builtin_prefetch(c + i * ldc, 1);
-    __builtin_prefetch(c + i * ldc + kVecs * kWidth - 1, 1);
-  }
+// acc += A(0:kMR, 0:kc) B_panel, A(i, k) = a[i*a_row_stride + k*a_col_stride]. Rows past `rows`
+// repeat the last one (in bounds; the caller drops their results).
+template <int kVecs, bool kPackedA>
+[[gnu::always_inline]] inline void accumulate(vec (&acc)[kMR][kVecs], int64_t kc, const float* a, int64_t a_row_stride,
+                                              int64_t a_col_stride, int64_t rows, const float* b) {
+  const float* row[kMR];
+  for (int i = 0; i < kMR; ++i) row[i] = a + std::min<int64_t>(i, rows - 1) * a_row_stride;
   // Unrolled, the loop's pointer and counter updates take fewer of the FMA ports' issue slots.
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     vec bv[kVecs];
     for (int v = 0; v < kVecs; ++v) bv[v] = load(b + v * kWidth);
 #pragma GCC unroll 16
-    for (int i = 0; i < kMR; ++i)
+    for (int i = 0; i < kMR; ++i) {
+      const float ai = kPackedA ? a[i] : row[i][k * a_col_stride];
 #pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[i][v] += a[i] * bv[v];
+      for (int v = 0; v < kVecs; ++v) acc[i][v] += ai * bv[v];
+    }
     a += kMR;
     b += kNR;
   }
+}
+
+// kVecs vectors of C columns per row; the B panel rows are kNR apart either way.
+template <int kVecs>
+void micro(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b, float* c,
+           int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta) {
+  vec acc[kMR][kVecs] = {};
+  // C is read only after the k loop; fetching its lines now hides their miss behind the FMAs.
+  for (int64_t i = 0; i < rows; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + kVecs * kWidth - 1, 1);
+  }
+  // A whole packed panel (the usual case) gets constant offsets; anything else reads A as given.
+  if (a_row_stride == 1 && a_col_stride == kMR && rows == kMR)
+    accumulate<kVecs, true>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
+  else
+    accumulate<kVecs, false>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
   if (rows == kMR && cols == kVecs * kWidth) {
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
@@ -72,7 +88,7 @@ typedef int32_t ivec __attribute__((vector_size(kWidth * sizeof(int32_t))));
 // two-source shuffles (64 for a 16x16 zmm tile: ~0.25 shuffles per float where a scalar
 // transpose pays a load and a store per float).
 template <int kHalf>
-void swap_blocks(vec& lo, vec& hi) {
+[[gnu::always_inline]] inline void swap_blocks(vec& lo, vec& hi) {
   ivec from_lo, from_hi;
   for (int l = 0; l < kWidth; ++l) {
     from_lo[l] = (l & kHalf) ? kWidth + l - kHalf : l;
@@ -84,14 +100,14 @@ void swap_blocks(vec& lo, vec& hi) {
 }
 
 template <int kHalf>
-void transpose_step(vec (&rows)[kWidth]) {
+[[gnu::always_inline]] inline void transpose_step(vec (&rows)[kWidth]) {
   for (int i = 0; i < kWidth; ++i)
     if (!(i & kHalf)) swap_blocks<kHalf>(rows[i], rows[i + kHalf]);
   if constexpr (kHalf > 1) transpose_step<kHalf / 2>(rows);
 }
 
 // rows[r][l] becomes rows[l][r].
-void transpose(vec (&rows)[kWidth]) { transpose_step<kWidth / 2>(rows); }
+[[gnu::always_inline]] inline void transpose(vec (&rows)[kWidth]) { transpose_step<kWidth / 2>(rows); }
 
 // Packs a kc x count block whose unit stride runs along k (a row-major A, a transposed B):
 // dst[k*dst_stride + j] = src[j*src_stride + k] for j < count <= kLanes <= kWidth (zero for
