@@ -8,6 +8,8 @@
 
 namespace fastnn::cpu {
 
+// Exported from libfastnn.so: fastnn._C calls these (and parallel_for).
+#pragma GCC visibility push(default)
 // Threads a kernel started from the calling thread may use: set_num_threads's process-wide
 // value (OMP_NUM_THREADS or the core count until it is called), lowered to the calling thread's
 // OpenMP limit when something set that below the default (threadpoolctl's threadpool_limits,
@@ -18,6 +20,7 @@ int num_threads();
 void set_num_threads(int n);
 // Called before each parallel region, so that a later fork knows the child must stay serial.
 void note_parallel_region();
+#pragma GCC visibility pop
 
 inline bool in_parallel_region() {
 #ifdef _OPENMP
