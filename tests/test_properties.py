@@ -89,7 +89,8 @@ def randn(*shape):
 
 
 def check(data, name, arrays, kwargs, reduction, saved=None):
-    compare_with_reference(name, arrays, kwargs, tolerance(reduction), grad_outputs(data), saved)
+    """compare_with_reference; returns (grad_output, grads)."""
+    return compare_with_reference(name, arrays, kwargs, tolerance(reduction), grad_outputs(data), saved)[:2]
 
 
 def test_every_op_has_a_property_test():
@@ -164,8 +165,16 @@ def test_conv2d(data):
                                                             total_padding, dilation)])
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     with draw_kernels(data):
-        check(data, "conv2d", [x, weight, bias], kwargs,
-              reduction=max(c_in // groups * kernel[0] * kernel[1], n * out_plane))
+        grad_output, grads = check(data, "conv2d", [x, weight, bias], kwargs,
+                                   reduction=max(c_in // groups * kernel[0] * kernel[1], n * out_plane))
+        # Gradients not needed are None and the others unchanged.
+        needs = data.draw(st.tuples(st.booleans(), st.booleans(), st.booleans()), "needs_input_grad")
+        some = fastnn.ops.conv2d_backward(grad_output, x, weight, bias, **kwargs, needs_input_grad=needs)
+        for need, got, full in zip(needs, some, grads):
+            if need and full is not None:
+                np.testing.assert_array_equal(got, full)
+            else:
+                assert got is None
 
 
 # ---- pooling ----
