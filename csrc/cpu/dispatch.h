@@ -8,7 +8,6 @@
 #include "cpu/simd/gemm_simd.h"
 #include "cpu/simd/peak_simd.h"
 #include "cpu/simd/softmax_simd.h"
-#include "fastnn/threads.h"  // num_threads and set_num_threads are defined in dispatch.cpp
 
 namespace fastnn::cpu {
 

@@ -2,23 +2,17 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+
+#include "fastnn/threads.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 namespace fastnn::cpu {
 
-// Exported from libfastnn.so: fastnn._C calls these (and parallel_for).
-#pragma GCC visibility push(default)
-// Threads a kernel started from the calling thread may use: set_num_threads's process-wide
-// value (OMP_NUM_THREADS or the core count until it is called), lowered to the calling thread's
-// OpenMP limit when something set that below the default (threadpoolctl's threadpool_limits,
-// omp_set_num_threads), so fastnn never adds threads where the host asked for fewer. 1 in a
-// process forked after fastnn started OpenMP threads: libgomp's pool does not survive fork(),
-// and a parallel region there would wait forever for threads that do not exist.
-int num_threads();
-void set_num_threads(int n);
 // Called before each parallel region, so that a later fork knows the child must stay serial.
+// Exported from libfastnn.so: fastnn._C calls parallel_for.
+#pragma GCC visibility push(default)
 void note_parallel_region();
 #pragma GCC visibility pop
 

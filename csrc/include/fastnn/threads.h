@@ -6,8 +6,13 @@
 #pragma GCC visibility push(default)
 namespace fastnn::cpu {
 
-// Starts as OpenMP's default (OMP_NUM_THREADS when set, else the number of cores); 1 in a
-// build without OpenMP.
+// Threads a kernel started from the calling thread may use: set_num_threads's process-wide
+// value (OMP_NUM_THREADS or the core count until it is called), lowered to the calling thread's
+// OpenMP limit when something set that below the default (threadpoolctl's threadpool_limits,
+// omp_set_num_threads), so fastnn never adds threads where the host asked for fewer. 1 in a
+// process forked after fastnn started OpenMP threads: libgomp's pool does not survive fork(),
+// and a parallel region there would wait forever for threads that do not exist. 1 in a build
+// without OpenMP.
 int num_threads();
 // Throws std::invalid_argument when n < 1.
 void set_num_threads(int n);
