@@ -1,4 +1,5 @@
 import os
+import random
 
 import pytest
 from hypothesis import settings
@@ -33,7 +34,22 @@ def require_gpu():
 
 # Hypothesis profiles, picked by HYPOTHESIS_PROFILE. "ci" (the default) derandomizes: each
 # test draws the same examples every run, so a failure reproduces by rerunning it; "long" draws
-# fresh ones for a campaign. Both print the falsifying example and its @reproduce_failure blob.
+# fresh ones for a campaign, from a seed printed at the end of the run. Both print the
+# falsifying example and its @reproduce_failure blob.
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("long", max_examples=1000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before hypothesis' own hook reads the seed
+def pytest_configure(config):
+    """A run with fresh examples gets a seed, printed at the end, so that any failure it
+    finds can be rerun exactly with --hypothesis-seed."""
+    if not settings.default.derandomize and config.getoption("--hypothesis-seed") is None:
+        config.option.hypothesis_seed = str(random.randrange(2**32))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    seed = config.getoption("--hypothesis-seed")
+    if seed is not None:
+        terminalreporter.write_line(f"hypothesis seed {seed} (rerun with --hypothesis-seed={seed})")

@@ -6,12 +6,13 @@ arguments, which must raise ValueError/TypeError/IndexError naming the argument,
 Each example also draws the SIMD kernel set and the thread count it runs with, so every ISA is
 covered without running every example three times.
 
-Reproducing a failure: hypothesis prints the falsifying example (every draw, with the seed of
-the arrays' values) and a `@reproduce_failure(...)` line to paste above the test; a run can be
-repeated exactly with `python -m pytest tests/test_properties.py --hypothesis-seed=N`, where N
-is the seed printed in the header of the pytest run (see conftest.py). Profiles (conftest.py):
-the default keeps this file well under a minute; for a long campaign run
-`HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties.py`.
+Reproducing a failure: hypothesis prints the falsifying example (every draw, the seeds of the
+arrays' values included) and a `@reproduce_failure(...)` line to paste above the test. Profiles
+(conftest.py): the default "ci" (100 examples per test, well under a minute) is derandomized, so
+a rerun draws the same examples; a long campaign,
+    HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties.py
+(1000 examples per test) draws fresh ones from a seed printed at the end of the run, and
+`--hypothesis-seed=N` reruns it exactly.
 """
 import re
 from contextlib import contextmanager
