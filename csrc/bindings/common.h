@@ -86,9 +86,16 @@ inline void require(bool ok, const char* op, const std::string& message) {
   if (!ok) throw py::value_error(std::string(op) + ": " + message);
 }
 
+// The number of elements of shape[begin:end]. An input array's count always fits (NumPy checks),
+// but an output's shape can multiply dims of zero-size inputs, e.g. (2^40, 0) @ (0, 2^40).
 inline int64_t product(const Shape& shape, size_t begin = 0, size_t end = size_t(-1)) {
   int64_t n = 1;
-  for (size_t i = begin; i < shape.size() && i < end; ++i) n *= shape[i];
+  bool overflow = false;
+  for (size_t i = begin; i < shape.size() && i < end; ++i) {
+    if (shape[i] == 0) return 0;
+    overflow |= __builtin_mul_overflow(n, shape[i], &n);
+  }
+  if (overflow) value_error("shape ", shape_str(shape), " has more elements than int64 can count");
   return n;
 }
 

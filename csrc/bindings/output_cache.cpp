@@ -2,10 +2,10 @@
 // (oldest freed first out). Training and benchmarks call the same ops with the same shapes
 // over and over, so an exact-size match is the common case; a kept buffer's pages are already
 // mapped, so writing it costs memory bandwidth only, not a page fault per 4 KiB.
+#include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
-#include <new>
 
 #include "bindings/common.h"
 
@@ -36,9 +36,7 @@ Block take(size_t bytes) {
       }
     }
   }
-  void* data = std::aligned_alloc(64, bytes);
-  if (!data) throw std::bad_alloc();
-  return {data, bytes};
+  return {std::aligned_alloc(64, bytes), bytes};  // data is null when out of memory
 }
 
 void give_back(Block block) {
@@ -55,10 +53,19 @@ void give_back(Block block) {
 }  // namespace
 
 py::array_t<float> new_array(const Shape& shape) {
-  const size_t bytes = size_t(product(shape)) * sizeof(float);
+  const int64_t count = product(shape);
+  if (count > PTRDIFF_MAX / int64_t(sizeof(float)))
+    value_error("an output of shape ", shape_str(shape), " would take more than 2^63 bytes");
+  const size_t bytes = size_t(count) * sizeof(float);
   if (bytes < kMinCachedBytes) return py::array_t<float>(shape);
   // aligned_alloc wants a multiple of the alignment; equal sizes still round alike.
-  Block* block = new Block(take((bytes + 63) / 64 * 64));
+  const Block taken = take((bytes + 63) / 64 * 64);
+  if (!taken.data) {
+    PyErr_Format(PyExc_MemoryError, "unable to allocate %zu bytes for an output of shape %s", bytes,
+                 shape_str(shape).c_str());
+    throw py::error_already_set();
+  }
+  Block* block = new Block(taken);
   py::capsule owner(block, [](void* pointer) {
     Block* freed = static_cast<Block*>(pointer);
     give_back(*freed);
