@@ -191,3 +191,41 @@ def test_avg_pool2d_on_planes_past_2_to_the_31_elements():
     np.testing.assert_allclose(y[-1, 0, -1, -1], (-1.0 + 2.0 + 3.0) / 16)
     assert y[-1, 0, -1, -2] == 0.0
     assert y[plane, 0, 0, 0] == 0.0 and y[plane - 1, 0, 0, 1] == 0.0
+
+
+class CopyingArrayLike:
+    """An array-like whose conversion makes a new array: the binding's converted array is that
+    copy's only owner, so it must live until the kernel has read it."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array.copy()
+
+
+def converted_optional_arrays():
+    # 64 KiB operands: past NumPy's small-buffer cache, so a freed copy goes back to malloc and
+    # the binding's own output can take its place.
+    n = 1 << 14
+    x, g, weight = randn(n), randn(n, seed=1), randn(n, 2, seed=2)
+    state = [np.abs(randn(n, seed=s)) for s in range(5)]
+    yield "linear bias", lambda wrap: _C.linear(randn(3, 2), weight, wrap(x))
+    yield "conv2d bias", lambda wrap: _C.conv2d(randn(1, 2, 3, 3), weight.reshape(n, 2, 1, 1), wrap(x))
+    yield "sigmoid_backward saved", lambda wrap: _C.sigmoid_backward(g, x, wrap(_C.sigmoid(x)))
+    yield "tanh_backward saved", lambda wrap: _C.tanh_backward(g, x, wrap(_C.tanh(x)))
+
+    def adam(wrap):
+        param, grad, m, v, v_max = (s.copy() for s in state)
+        _C.adam_step(param, grad, m, v, wrap(v_max), 0.1, 0.9, 0.999, 1e-8, 0.0, False, 0.1, 1.0)
+        return param
+
+    yield "adam_step max_exp_avg_sq", adam
+
+
+@pytest.mark.parametrize("label,call", list(converted_optional_arrays()),
+                         ids=[label for label, _ in converted_optional_arrays()])
+def test_converted_optional_arrays_outlive_the_kernel(label, call):
+    expected = call(lambda array: array)
+    for _ in range(3):
+        np.testing.assert_array_equal(call(CopyingArrayLike), expected, err_msg=label)

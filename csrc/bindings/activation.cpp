@@ -48,10 +48,12 @@ py::tuple backward(const char* op, const py::array& grad_y, const py::array& x, 
 }
 
 // The forward's output when the caller kept it (checked against the input's shape), else null.
-const float* saved_output(const py::object& saved, const py::array& x, const char* op) {
+// `keep` holds it through the kernel call: an array converted from `saved` has no other owner.
+const float* saved_output(const py::object& saved, const py::array& x, const char* op, py::object& keep) {
   if (saved.is_none()) return nullptr;
   py::array y = saved.cast<py::array>();
   check_input_shape(y, shape_of(x), op, "saved");
+  keep = y;
   return data_of(y);
 }
 
@@ -88,7 +90,8 @@ void bind_activation(py::module_& m) {
   m.def(
       "sigmoid_backward",
       [](const py::array& g, const py::array& x, const py::object& saved) {
-        const float* y = saved_output(saved, x, "sigmoid_backward");
+        py::object keep;
+        const float* y = saved_output(saved, x, "sigmoid_backward", keep);
         return backward("sigmoid_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
           cpu::sigmoid_backward(n, gy, in, y, gx);
         });
@@ -99,7 +102,8 @@ void bind_activation(py::module_& m) {
   m.def(
       "tanh_backward",
       [](const py::array& g, const py::array& x, const py::object& saved) {
-        const float* y = saved_output(saved, x, "tanh_backward");
+        py::object keep;
+        const float* y = saved_output(saved, x, "tanh_backward", keep);
         return backward("tanh_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
           cpu::tanh_backward(n, gy, in, y, gx);
         });

@@ -88,8 +88,10 @@ py::array conv2d(const py::array& input, const py::array& weight, const py::obje
                  const py::object& padding, const Pair& dilation, int64_t groups) {
   const cpu::Conv2dShape s = conv2d_shape(input, weight, stride, padding, dilation, groups, "conv2d");
   const float* bias_data = nullptr;
+  py::object bias_array;  // outlives the kernel call: a converted bias has no other owner
   if (!bias.is_none()) {
     py::array b = bias.cast<py::array>();
+    bias_array = b;
     Shape sb = check_float(b, "conv2d", "bias", {1}, "(C_out,)");
     if (sb[0] != s.out_channels)
       value_error("conv2d: bias must have shape (", s.out_channels, ",), got ", shape_str(sb));

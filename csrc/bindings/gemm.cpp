@@ -111,8 +111,10 @@ LinearShape linear_shape(const py::array& x, const py::array& w, const char* op)
 py::array linear(const py::array& x, const py::array& w, const py::object& bias) {
   LinearShape s = linear_shape(x, w, "linear");
   const float* bias_data = nullptr;
+  py::object bias_array;  // outlives the kernel call: a converted bias has no other owner
   if (!bias.is_none()) {
     py::array b = bias.cast<py::array>();
+    bias_array = b;
     Shape sb = check_float(b, "linear", "bias", {1}, "(out_features,)");
     if (sb[0] != s.out) value_error("linear: bias must have shape (", s.out, ",), got ", shape_str(sb));
     bias_data = data_of(b);

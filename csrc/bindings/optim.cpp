@@ -25,8 +25,13 @@ void adam_step(const py::array& param, const py::array& grad, const py::array& e
   const T* g = checked<T>(grad, shape, "grad", false);
   T* m = checked<T>(exp_avg, shape, "exp_avg", true);
   T* v = checked<T>(exp_avg_sq, shape, "exp_avg_sq", true);
-  T* v_max = max_exp_avg_sq.is_none() ? nullptr : checked<T>(max_exp_avg_sq.cast<py::array>(), shape,
-                                                               "max_exp_avg_sq", true);
+  py::object v_max_array;  // outlives the kernel call: a converted array has no other owner
+  T* v_max = nullptr;
+  if (!max_exp_avg_sq.is_none()) {
+    py::array array = max_exp_avg_sq.cast<py::array>();
+    v_max_array = array;
+    v_max = checked<T>(array, shape, "max_exp_avg_sq", true);
+  }
   py::gil_scoped_release release;
   cpu::adam_step<T>(product(shape), p, g, m, v, v_max, s);
 }
