@@ -136,7 +136,10 @@ void pack_a(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows
 }
 
 void pack_b(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, float* dst) {
-  if (col_stride == 1) {
+  if (col_stride == 1 && cols == kNR) {  // vector copies: a memcpy call per row cost 10% at 64^3
+    for (int64_t k = 0; k < kc; ++k)
+      for (int v = 0; v < kNR / kWidth; ++v) store(dst + k * kNR + v * kWidth, load(b + k * row_stride + v * kWidth));
+  } else if (col_stride == 1) {
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNR, b + k * row_stride, cols * sizeof(float));
   } else {
     int64_t k0 = 0;
