@@ -139,6 +139,18 @@ def test_huge_outputs_raise_instead_of_crashing(label, call, error):
     assert ops.relu(np.ones(4, np.float32)).sum() == 4  # the process is fine afterwards
 
 
+CONV2D_PARAMETERS_PAST_INT64 = [("padding", dict(padding=2**62)), ("padding", dict(padding=(0, 2**63 - 1))),
+                                ("dilation", dict(dilation=2**62)), ("dilation", dict(dilation=(1, 2**63 - 1))),
+                                ("dilation", dict(padding="same", dilation=2**62))]
+
+
+@pytest.mark.parametrize("name,parameters", CONV2D_PARAMETERS_PAST_INT64)
+def test_conv2d_parameters_past_int64_raise(name, parameters):
+    x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=f"conv2d: {name} is too large"):
+        ops.conv2d(x, w, **parameters)
+
+
 # Past 2^31 elements: read-only inputs from np.zeros (calloc'd: reading untouched pages costs no
 # memory) with a few values written past 2^31 and at the end, where an int32 offset would have
 # wrapped. The ops chosen have small outputs (an 8 GiB output is too slow to write in a test).

@@ -86,6 +86,22 @@ inline void require(bool ok, const char* op, const std::string& message) {
   if (!ok) throw py::value_error(std::string(op) + ": " + message);
 }
 
+// Sizes computed from a parameter (padding, dilation) can exceed int64 when it is huge: these
+// raise a ValueError naming the parameter instead of overflowing.
+inline int64_t add_or_fail(int64_t a, int64_t b, const char* op, const char* parameter) {
+  int64_t sum;
+  if (__builtin_add_overflow(a, b, &sum))
+    value_error(op, ": ", parameter, " is too large (a size computed from it overflows int64)");
+  return sum;
+}
+
+inline int64_t multiply_or_fail(int64_t a, int64_t b, const char* op, const char* parameter) {
+  int64_t product;
+  if (__builtin_mul_overflow(a, b, &product))
+    value_error(op, ": ", parameter, " is too large (a size computed from it overflows int64)");
+  return product;
+}
+
 // The number of elements of shape[begin:end]. An input array's count always fits (NumPy checks),
 // but an output's shape can multiply dims of zero-size inputs, e.g. (2^40, 0) @ (0, 2^40).
 inline int64_t product(const Shape& shape, size_t begin = 0, size_t end = size_t(-1)) {

@@ -30,7 +30,7 @@ Padding resolve_padding(const py::object& padding, const Pair& kernel, const Pai
     if (stride != Pair{1, 1}) value_error(op, ": padding='same' needs stride 1, got stride ", pair_str(stride));
     Padding p;
     for (int i = 0; i < 2; ++i) {
-      p.total[i] = dilation[i] * (kernel[i] - 1);
+      p.total[i] = multiply_or_fail(dilation[i], kernel[i] - 1, op, "dilation");
       p.before[i] = p.total[i] / 2;
     }
     return p;
@@ -43,7 +43,7 @@ Padding resolve_padding(const py::object& padding, const Pair& kernel, const Pai
                 py::repr(padding).cast<std::string>());
   }
   if (pad[0] < 0 || pad[1] < 0) value_error(op, ": padding must be >= 0, got ", pair_str(pad));
-  return {pad, {2 * pad[0], 2 * pad[1]}};
+  return {pad, {multiply_or_fail(2, pad[0], op, "padding"), multiply_or_fail(2, pad[1], op, "padding")}};
 }
 
 cpu::Conv2dShape conv2d_shape(const py::array& input, const py::array& weight, const Pair& stride,
@@ -65,7 +65,8 @@ cpu::Conv2dShape conv2d_shape(const py::array& input, const py::array& weight, c
   Pair out;
   const char* dims[] = {"height", "width"};
   for (int i = 0; i < 2; ++i) {
-    const int64_t extent = dilation[i] * (kernel[i] - 1) + 1, padded = sx[2 + i] + pad.total[i];
+    const int64_t extent = add_or_fail(multiply_or_fail(dilation[i], kernel[i] - 1, op, "dilation"), 1, op, "dilation");
+    const int64_t padded = add_or_fail(sx[2 + i], pad.total[i], op, "padding");
     if (extent > padded)
       value_error(op, ": dilated kernel ", dims[i], " ", extent, " (dilation ", dilation[i], " * (", kernel[i],
                   " - 1) + 1) exceeds padded input ", dims[i], " ", padded, " (", sx[2 + i], " + padding ",
