@@ -322,6 +322,9 @@ def invalid_calls():
     """(op name, argument it must name, expected exception types, call) for drawn bad inputs."""
     ops = fastnn.ops
     dims = st.lists(st.integers(1, 4), min_size=0, max_size=5).map(tuple)
+    # Where an int or a pair of ints belongs (window sizes, strides, padding, dilation): a TypeError,
+    # or a ValueError for a pair holding something else.
+    not_ints = st.floats() | st.none() | st.tuples(st.integers(1, 3), st.floats())
     positive = st.integers(1, 4)
     cases = [
         # ranks
@@ -343,7 +346,8 @@ def invalid_calls():
         st.tuples(positive, positive).filter(lambda s: s[0] != s[1]).map(
             lambda s: ("linear", "bias", ValueError, lambda: ops.linear(randn(2, 3), randn(s[0], 3), randn(s[1])))),
         st.tuples(positive, positive).filter(lambda s: s[0] != s[1]).map(
-            lambda s: ("conv2d", "channels", ValueError, lambda: ops.conv2d(randn(1, s[0], 5, 5), randn(2, s[1], 3, 3)))),
+            lambda s: ("conv2d", "channels", ValueError,
+                       lambda: ops.conv2d(randn(1, s[0], 5, 5), randn(2, s[1], 3, 3)))),
         st.tuples(st.integers(2, 5), st.integers(1, 12)).filter(lambda s: s[1] % s[0]).map(
             lambda s: ("conv2d", "groups", ValueError,
                        lambda: ops.conv2d(randn(1, s[0] * 2, 5, 5), randn(s[1], 2, 1, 1), groups=s[0]))),
@@ -393,6 +397,13 @@ def invalid_calls():
             lambda s: (("softmax", "log_softmax")[s[1] % 2], "dim", (ValueError, IndexError),
                        lambda: getattr(ops, ("softmax", "log_softmax")[s[1] % 2])(randn(*s[0]),
                                                                                   dim=len(s[0]) + s[1]))),
+        st.tuples(st.sampled_from(["stride", "padding", "dilation"]), not_ints).map(
+            lambda s: ("conv2d", s[0], (TypeError, ValueError), lambda: ops.conv2d(randn(1, 1, 5, 5), randn(1, 1, 3, 3),
+                                                                                   **{s[0]: s[1]}))),
+        st.tuples(st.sampled_from(["max_pool2d", "avg_pool2d"]), st.sampled_from(["kernel_size", "stride", "padding"]),
+                  not_ints).filter(lambda s: s[1:] != ("stride", None)).map(  # None: stride = kernel_size
+            lambda s: (s[0], s[1], (TypeError, ValueError), lambda: getattr(ops, s[0])(randn(1, 1, 5, 5), **{
+                "kernel_size": 2, s[1]: s[2]}))),
         st.tuples(st.sampled_from(["softmax", "log_softmax"]), st.floats() | st.text(max_size=3) | st.none()).map(
             lambda s: (s[0], "dim", TypeError, lambda: getattr(ops, s[0])(randn(2, 3), dim=s[1]))),
         st.tuples(st.text(max_size=3) | st.none() | st.just([0.1])).map(
@@ -421,13 +432,15 @@ def invalid_calls():
         st.tuples(st.sampled_from(ACTIVATIONS + ["softmax", "log_softmax"]), wrong_dtypes((2, 3))).map(
             lambda s: (s[0], "input", TypeError, lambda: getattr(ops, s[0])(s[1]))),
         st.tuples(st.sampled_from(["a", "b"]), wrong_dtypes((3, 3))).map(
-            lambda s: ("matmul", s[0], TypeError, lambda: ops.matmul(**{"a": randn(3, 3), "b": randn(3, 3), s[0]: s[1]}))),
+            lambda s: ("matmul", s[0], TypeError,
+                       lambda: ops.matmul(**{"a": randn(3, 3), "b": randn(3, 3), s[0]: s[1]}))),
         st.sampled_from([("input", (1, 2, 3, 3)), ("weight", (2, 2, 1, 1)), ("bias", (2,))]).flatmap(
             lambda s: st.tuples(st.just(s[0]), wrong_dtypes(s[1]))).map(
             lambda s: ("conv2d", s[0], TypeError, lambda: ops.conv2d(**{
                 "input": randn(1, 2, 3, 3), "weight": randn(2, 2, 1, 1), "bias": randn(2), s[0]: s[1]}))),
         # backward: grad_output of the wrong shape
-        st.tuples(st.sampled_from(ACTIVATIONS + ["softmax", "log_softmax"]), st.integers(1, 5).filter(lambda n: n != 3)).map(
+        st.tuples(st.sampled_from(ACTIVATIONS + ["softmax", "log_softmax"]),
+                  st.integers(1, 5).filter(lambda n: n != 3)).map(
             lambda s: (s[0] + "_backward", "grad_output", ValueError,
                        lambda: getattr(ops, s[0] + "_backward")(randn(2, s[1]), randn(2, 3)))),
         st.tuples(st.sampled_from(["max_pool2d", "avg_pool2d"]), st.integers(1, 5).filter(lambda n: n != 2)).map(
