@@ -111,9 +111,24 @@ def test_winograd(h, w, padding, bias):
 
 
 def test_winograd_blocks_of_tile_rows():
-    # 8 + 8 channels and 64 tiles a row: blocks of 6144 / 64 = 96 tile rows, the last partial
-    # (test_winograd has blocks of two whole images).
+    # 8 + 8 channels and 64 tiles a row: blocks of 3 * 2**17 / (16 * 16 * 64) = 24 of the 100
+    # tile rows, the last partial (test_winograd has blocks of two whole images).
     check_conv2d(1, 8, 200, 128, 8, (3, 3), padding=1)
+
+
+@pytest.mark.parametrize("c_in,c_out", [(9, 33), (33, 9)])
+def test_winograd_output_channels_in_several_blocks(c_in, c_out):
+    # The products take output channels 16 at a time (8 on AVX2): 33 is three blocks (five), the
+    # last partial, forward and in the backward-data (whose outputs are the input channels).
+    check_conv2d(2, c_in, 10, 13, c_out, (3, 3), padding=1)
+
+
+def test_winograd_scratch_reused_across_shapes():
+    # Each thread keeps its Winograd buffers between calls: a smaller layer after a larger one
+    # with more padding must not read the larger one's leftovers as its zero padding.
+    check_conv2d(2, 16, 30, 31, 12, (3, 3), padding=2)
+    check_conv2d(2, 8, 9, 7, 10, (3, 3), padding=(0, 1))
+    check_conv2d(3, 32, 26, 26, 64, (3, 3))  # the second layer of the training example
 
 
 @pytest.mark.parametrize("kernel,dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1))])

@@ -280,7 +280,8 @@ void direct_forward(const Conv2dShape& s, const Geometry& g, const float* input,
         kernels.direct_forward(x, padded.row_stride, padded.offsets.data(), taps,
                                packed_weight.data() + b * taps * block, packed_bias.data() + b * block,
                                std::min(block, s.out_channels - b * block),
-                               output + (n * s.out_channels + b * block) * g.out_plane, s.out_h, s.out_w);
+                               output + (n * s.out_channels + b * block) * g.out_plane, g.out_plane, s.out_h,
+                               s.out_w);
     }
   });
 }
@@ -290,8 +291,10 @@ void direct_forward(const Conv2dShape& s, const Geometry& g, const float* input,
 // products (one GEMM [C_out, C_in] @ [C_in, tiles] per element xi) replace 36 multiply-adds:
 // 2.25x fewer flops, while the transforms cost ~50 adds per tile and channel. 64 -> 64 channels
 // on 56x56: 231 MFLOP of GEMM per image as im2col, 103 MFLOP as Winograd.
-// Both transformed blocks (16 x channels x tiles each) share ~768 KB of L2.
-constexpr int64_t kWinogradBlockFloats = int64_t(3) << 19;
+// Both transformed blocks (16 x channels x tiles each) share 1.5 MB, inside a 2 MB L2: at 6 MB
+// they went out to L3 between the transforms and the products (32 -> 64 channels on 26x26, 1
+// thread: forward 16.7 -> 13.7 ms, backward-data 24.3 -> 19.9 ms).
+constexpr int64_t kWinogradBlockFloats = int64_t(3) << 17;
 // Fewer input channels: the GEMMs' reduction is too short to pay for the transforms.
 constexpr int64_t kWinogradMinChannels = 8;
 
@@ -301,9 +304,29 @@ bool use_winograd(const Conv2dShape& s) {
          std::min(s.in_channels, s.out_channels) >= kWinogradMinChannels;
 }
 
+// The forward products (U @ V per xi) run as direct_forward with one tap per input channel over
+// the transformed block (channel c's row at c * row): V is read as the transform wrote it, where
+// gemm packed it for a reduction of only 32 or 64 channels (32 -> 64 channels on 26x26, 1 thread:
+// forward 15.6 -> 14.0 ms, backward-data 21.1 -> 19.3 ms).
+std::vector<int64_t> row_offsets(int64_t channels, int64_t row) {
+  std::vector<int64_t> offsets(channels);
+  for (int64_t c = 0; c < channels; ++c) offsets[c] = c * row;
+  return offsets;
+}
+
+// Scratch of the Winograd passes, kept by each thread from call to call: a fresh multi-MB vector
+// per call costs a page fault and a page clearing per 4 KiB every time (page faults and clearing
+// were ~15% of a demo training step's profile). Holds whatever the last user left in it.
+float* winograd_scratch(int slot, int64_t floats) {
+  thread_local std::vector<float> buffers[4];
+  std::vector<float>& buffer = buffers[slot];
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer = std::vector<float>(floats);
+  return buffer.data();
+}
+
 // Tiles and buffer sizes of one Winograd pass (see winograd_input in conv2d_simd.h).
 // A block is either tile rows of one image or, when images are small, whole images: their tiles
-// side by side make one longer GEMM (a 24x24 output has 144 tiles, a short GEMM edge).
+// side by side make longer products (a 24x24 output has only 144 tiles).
 struct WinogradPlan {
   int64_t tiles_h, tiles_w, block_rows;  // tile rows per block (all when it holds whole images)
   int64_t block_images;                  // images per block
@@ -367,8 +390,10 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
                       float* output) {
   const Conv2dKernels& kernels = *isa().conv2d;
   const int64_t in = s.in_channels, out = s.out_channels, out_plane = s.out_h * s.out_w;
-  // u[(xi * out + o) * in + c] = (G g G^T)[xi / 4][xi % 4], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
-  std::vector<float> u(16 * out * in);
+  // (G g G^T)[xi / 4][xi % 4], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], as direct_forward's weight for
+  // each xi: u[((xi * blocks + o / block) * in + c) * block + o % block], zero-padded to whole blocks.
+  const int64_t block = kernels.forward_channels, blocks = (out + block - 1) / block;
+  std::vector<float> u(16 * blocks * in * block, 0.0f), zeros(block, 0.0f);
   for (int64_t o = 0; o < out; ++o)
     for (int64_t c = 0; c < in; ++c) {
       const float* g = weight + (o * in + c) * 9;
@@ -382,24 +407,30 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
       for (int i = 0; i < 4; ++i) {
         const float row[4] = {gg[i][0], 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]),
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
-        for (int j = 0; j < 4; ++j) u[((4 * i + j) * out + o) * in + c] = row[j];
+        for (int j = 0; j < 4; ++j) u[(((4 * i + j) * blocks + o / block) * in + c) * block + o % block] = row[j];
       }
     }
   const WinogradPlan p = winograd_plan(s, kernels.width);
   const int64_t row = p.row;
+  const std::vector<int64_t> channel_rows = row_offsets(in, row);
   parallel_for(s.batch, images_per_thread(s, 9 * in), [&](int64_t begin, int64_t end) {
-    std::vector<float> split(in * p.split_rows * 2 * p.half, 0.0f), v(16 * in * row, 0.0f), m(16 * out * row, 0.0f);
+    const int64_t split_size = in * p.split_rows * 2 * p.half;
+    float* split = winograd_scratch(0, split_size);
+    std::fill_n(split, split_size, 0.0f);
+    float* v = winograd_scratch(1, 16 * in * row);
+    float* m = winograd_scratch(2, 16 * out * row);
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
-      if (tb == 0)
-        split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split.data());
-      kernels.winograd_input(split.data() + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w,
-                             v.data() + offset, in * row, row);
+      if (tb == 0) split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
+      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, in * row,
+                             row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
-        gemm(out, tiles, in, 1.0f, u.data() + xi * out * in, in, 1, v.data() + xi * in * row, row, 1, 0.0f,
-             m.data() + xi * out * row, row);
+        for (int64_t b = 0; b < blocks; ++b)
+          kernels.direct_forward(v + xi * in * row, 0, channel_rows.data(), in, u.data() + (xi * blocks + b) * in * block,
+                                 zeros.data(), std::min(block, out - b * block), m + (xi * out + b * block) * row, row,
+                                 1, tiles);
     }, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
-      kernels.winograd_output(m.data() + offset, out * row, row, out, rows, p.tiles_w, bias,
+      kernels.winograd_output(m + offset, out * row, row, out, rows, p.tiles_w, bias,
                               output + n * out * out_plane + 2 * tb * s.out_w, out_plane, s.out_h - 2 * tb, s.out_w);
     });
   });
@@ -454,20 +485,26 @@ void winograd_backward_weight(const Conv2dShape& s, const Geometry& g, const flo
   const WinogradPlan p = winograd_plan(s, kernels.width);
   const int64_t row = p.row, slices = batch_slices(s.batch, 2 * out * g.out_plane * g.col_rows);
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
-    std::vector<float> split(in * p.split_rows * 2 * p.half, 0.0f), split_grad(out * p.split_rows * 2 * p.half, 0.0f);
-    std::vector<float> v(16 * in * row, 0.0f), q(16 * out * row, 0.0f), du(16 * out * in, 0.0f);
+    const int64_t split_size = in * p.split_rows * 2 * p.half, split_grad_size = out * p.split_rows * 2 * p.half;
+    float* split = winograd_scratch(0, split_size);
+    float* split_grad = winograd_scratch(1, split_grad_size);
+    std::fill_n(split, split_size, 0.0f);
+    std::fill_n(split_grad, split_grad_size, 0.0f);
+    float* v = winograd_scratch(2, 16 * in * row);
+    float* q = winograd_scratch(3, 16 * out * row);
+    std::vector<float> du(16 * out * in, 0.0f);
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
       if (tb == 0) {
-        split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split.data());
-        split_by_parity(grad_output + n * out * g.out_plane, out, s.out_h, s.out_w, 0, 0, p, split_grad.data());
+        split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
+        split_by_parity(grad_output + n * out * g.out_plane, out, s.out_h, s.out_w, 0, 0, p, split_grad);
       }
-      kernels.winograd_input(split.data() + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w,
-                             v.data() + offset, in * row, row);
-      kernels.winograd_gradient(split_grad.data() + 4 * tb * p.half, p.split_rows, p.half, out, rows, p.tiles_w,
-                                q.data() + offset, out * row, row);
+      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, in * row,
+                             row);
+      kernels.winograd_gradient(split_grad + 4 * tb * p.half, p.split_rows, p.half, out, rows, p.tiles_w, q + offset,
+                                out * row, row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
-        gemm(out, in, tiles, 1.0f, q.data() + xi * out * row, row, 1, v.data() + xi * in * row, 1, row, 1.0f,
+        gemm(out, in, tiles, 1.0f, q + xi * out * row, row, 1, v + xi * in * row, 1, row, 1.0f,
              du.data() + xi * out * in, in);
     }, [](int64_t, int64_t, int64_t, int64_t) {});
     for (int64_t o = 0; o < out; ++o)

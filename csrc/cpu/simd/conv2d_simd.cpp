@@ -51,9 +51,8 @@ float lane_sum(vec v) {
 }
 
 void direct_forward(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
-                    const float* weight, const float* bias, int64_t channels, float* out, int64_t out_h,
-                    int64_t out_w) {
-  const int64_t plane = out_h * out_w;
+                    const float* weight, const float* bias, int64_t channels, float* out, int64_t out_plane,
+                    int64_t out_h, int64_t out_w) {
   for (int64_t oh = 0; oh < out_h; ++oh)
     for (int64_t ow = 0; ow < out_w; ow += kWidth) {
       const float* x = input + oh * row_stride + ow;
@@ -68,7 +67,7 @@ void direct_forward(const float* input, int64_t row_stride, const int64_t* offse
       const int64_t cols = std::min<int64_t>(kWidth, out_w - ow);
       float* y = out + oh * out_w + ow;
       for (int64_t o = 0; o < std::min<int64_t>(channels, kForwardChannels); ++o) {
-        store_first(y + o * plane, acc[o], cols);
+        store_first(y + o * out_plane, acc[o], cols);
       }
     }
 }

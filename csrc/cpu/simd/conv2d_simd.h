@@ -15,11 +15,11 @@ namespace fastnn::cpu {
 struct Conv2dKernels {
   int64_t width;             // floats per vector
   int64_t forward_channels;  // output channels per direct_forward call
-  // out[o * out_h * out_w + oh * out_w + ow] = bias[o] + sum_r weight[r * forward_channels + o] * tap r,
+  // out[o * out_plane + oh * out_w + ow] = bias[o] + sum_r weight[r * forward_channels + o] * tap r,
   // for o < channels <= forward_channels; weight and bias are zero-padded to forward_channels.
   void (*direct_forward)(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
-                         const float* weight, const float* bias, int64_t channels, float* out, int64_t out_h,
-                         int64_t out_w);
+                         const float* weight, const float* bias, int64_t channels, float* out, int64_t out_plane,
+                         int64_t out_h, int64_t out_w);
   // grad_weight[o * taps + r] += sum over (oh, ow) of grad[o * out_h * grad_row_stride + oh * grad_row_stride + ow]
   // * tap r, for every o < channels. grad rows are whole vectors (grad_row_stride a multiple of
   // width), zero past out_w.
