@@ -143,14 +143,18 @@ def output_size(size, kernel, stride, padding, dilation):
 
 @given(st.data())
 def test_conv2d(data):
-    groups = data.draw(st.integers(1, 3), "groups")
-    c_in, c_out = groups * data.draw(st.integers(0, 9)), groups * data.draw(st.integers(0, 9))
-    kernel = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 4)), "kernel")
-    dilation = data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3)), "dilation")
-    padding = data.draw(st.sampled_from(["same", "valid"]) | st.integers(0, 3) |
-                        st.tuples(st.integers(0, 3), st.integers(0, 3)), "padding")
-    stride = 1 if padding == "same" else data.draw(st.integers(1, 3) | st.tuples(st.integers(1, 3), st.integers(1, 3)),
-                                                   "stride")
+    # Half the examples take the Winograd path (3x3, stride 1, groups 1, >= 8 channels each way, padding
+    # <= 2), which independent draws would almost never meet.
+    winograd = data.draw(st.booleans(), "Winograd shape")
+    groups = 1 if winograd else data.draw(st.integers(1, 3), "groups")
+    per_group = st.integers(8, 20) if winograd else st.integers(0, 9)
+    c_in, c_out = groups * data.draw(per_group, "C_in / groups"), groups * data.draw(per_group, "C_out / groups")
+    kernel = (3, 3) if winograd else data.draw(st.tuples(st.integers(1, 4), st.integers(1, 4)), "kernel")
+    dilation = (1, 1) if winograd else data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3)), "dilation")
+    pads = st.integers(0, 2 if winograd else 3)
+    padding = data.draw(st.sampled_from(["same", "valid"]) | pads | st.tuples(pads, pads), "padding")
+    strides = st.integers(1, 3) | st.tuples(st.integers(1, 3), st.integers(1, 3))
+    stride = 1 if winograd or padding == "same" else data.draw(strides, "stride")
     spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     if padding == "same":
         total_padding = [s - 1 for s in spans]
