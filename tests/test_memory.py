@@ -27,6 +27,17 @@ def mem_available():
     return 0
 
 
+def under_address_sanitizer():
+    with open("/proc/self/maps") as maps:
+        return "libasan" in maps.read()
+
+
+# ASan keeps freed memory in quarantine and slows every load, so the CI's sanitizer job checks
+# these tests' memory safety, and the plain job their RSS and the 2^31-element sizes.
+not_under_asan = pytest.mark.skipif(
+    under_address_sanitizer(), reason="under ASan: its quarantine holds freed memory, and 8 GiB scans take minutes")
+
+
 def needs_memory(bytes_needed):
     return pytest.mark.skipif(mem_available() < bytes_needed + 2 * (1 << 30),
                               reason=f"needs {bytes_needed / (1 << 30):.1f} GiB free plus 2 GiB to spare")
@@ -48,7 +59,8 @@ def family_calls():
     return {
         "matmul": lambda: ops.matmul_backward(randn(16, 8), a, b),
         "linear": lambda: (ops.linear(a, w, w[:, 0]), ops.linear_backward(randn(16, 8), a, w, w[:, 0])),
-        "conv2d": lambda: (ops.conv2d(x, kernel, padding=1), ops.conv2d_backward(randn(2, 4, 12, 12), x, kernel, padding=1)),
+        "conv2d": lambda: (ops.conv2d(x, kernel, padding=1),
+                           ops.conv2d_backward(randn(2, 4, 12, 12), x, kernel, padding=1)),
         "max_pool2d": lambda: (ops.max_pool2d(x, 2, return_indices=True),
                                ops.max_pool2d_backward(randn(2, 3, 6, 6), x, 2)),
         "avg_pool2d": lambda: (ops.avg_pool2d(x, 3, 1, 1), ops.avg_pool2d_backward(x, x, 3, 1, 1)),
@@ -78,6 +90,7 @@ def steady_rss_growth(call, calls, windows=5):
     return min(growth)
 
 
+@not_under_asan
 @pytest.mark.parametrize("family", sorted(family_calls()))
 def test_ten_thousand_calls_leave_rss_flat(family):
     grown = steady_rss_growth(family_calls()[family], 10_000)
@@ -85,6 +98,7 @@ def test_ten_thousand_calls_leave_rss_flat(family):
     assert grown < 32 * 1024, f"{family}: RSS grew by {grown / 1024:.0f} KiB in each 2,000 calls"
 
 
+@not_under_asan
 def test_training_steps_leave_rss_flat():
     # The autograd tape (Function nodes, saved arrays, gradients) of each step must be freed.
     x, kernel = randn(2, 3, 12, 12), randn(4, 3, 3, 3)
@@ -99,6 +113,7 @@ def test_training_steps_leave_rss_flat():
     assert grown < 32 * 1024, f"RSS grew by {grown / 1024:.0f} KiB in each 400 training steps"
 
 
+@not_under_asan
 def test_output_cache_idle_size_stays_bounded():
     # 14 outputs of distinct sizes (no reuse), 36 MiB each, each freed at once: the cache keeps at
     # most 256 MiB of them and gives the rest back. Above glibc's largest mmap threshold (32 MiB)
@@ -166,6 +181,7 @@ def big_input(shape):
     return x
 
 
+@not_under_asan
 @needs_memory(BIG // 64 * 12)
 def test_cross_entropy_past_2_to_the_31_logits():
     # Each row's log-softmax and the logit picked by its target, at offsets past 2^31.
@@ -179,6 +195,7 @@ def test_cross_entropy_past_2_to_the_31_logits():
     np.testing.assert_allclose(loss[[0, row - 1, row + 1, -2]], np.log(64), rtol=1e-6)
 
 
+@not_under_asan
 @needs_memory(BIG // 64 * 12)
 def test_max_pool2d_on_one_plane_past_2_to_the_31_elements():
     # One (H, W) plane holds every element: in-plane offsets and argmax indices exceed 2^31.
@@ -192,6 +209,7 @@ def test_max_pool2d_on_one_plane_past_2_to_the_31_elements():
     assert y[0, 0, 0, 0] == 0.0 and y[0, 0, row // 8, col // 8 + 1] == 0.0
 
 
+@not_under_asan
 @needs_memory(BIG // 16)
 def test_avg_pool2d_on_planes_past_2_to_the_31_elements():
     # 32K planes of 256 x 256: plane offsets exceed 2^31.
