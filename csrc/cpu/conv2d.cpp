@@ -361,7 +361,7 @@ void split_by_parity(const float* x, int64_t channels, int64_t h, int64_t w, int
         float* part = dst + parity * p.half;
         const float* column = src + 2 * first + parity - pad_w;
         std::fill(part, part + first, 0.0f);
-        for (int64_t j = 0; j < last - first; ++j) part[first + j] = column[2 * j];
+        copy_strided(part + first, column, 2, last - first);
         std::fill(part + last, part + p.half, 0.0f);
       }
     }
