@@ -2,6 +2,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <optional>
@@ -131,11 +132,16 @@ py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& inp
       value_error(op, ": saved indices must have the output's shape ", shape_str(p.out), ", got ", shape_str(si));
     indices = static_cast<const int64_t*>(saved_indices.data());
     // The kernel scatters through these offsets: one out of range would write outside grad_input.
+    // The scan runs without the GIL: a layer's indices are millions of entries.
     const int64_t plane = p.s.in_h * p.s.in_w, count = product(si);
-    for (int64_t i = 0; i < count; ++i)
-      if (indices[i] < -1 || indices[i] >= plane)
-        value_error(op, ": saved index ", indices[i], " at flat position ", i, " is out of range for a ", p.s.in_h,
-                    "x", p.s.in_w, " input plane (expected -1 <= index < ", plane, ")");
+    const int64_t* bad;
+    {
+      py::gil_scoped_release release;
+      bad = std::find_if(indices, indices + count, [=](int64_t at) { return at < -1 || at >= plane; });
+    }
+    if (bad != indices + count)
+      value_error(op, ": saved index ", *bad, " at flat position ", bad - indices, " is out of range for a ",
+                  p.s.in_h, "x", p.s.in_w, " input plane (expected -1 <= index < ", plane, ")");
   }
   auto grad_input = new_array(shape_of(input));
   float* grad = data_of(grad_input);

@@ -156,12 +156,17 @@ LossArgs loss_args(const py::array& input, const py::array& target, const py::ob
   }
   a.ignore_index = ignore_index;
   a.reduction = reduction_of(reduction, op);
-  // Checked here, before the kernel, which indexes input and weight by target.
-  for (int64_t r = 0; r < a.N * a.inner; ++r) {
-    const int64_t t = a.target[r];
-    if (t != ignore_index && (t < 0 || t >= a.C))
-      value_error(op, ": target", index_str(st, r), " = ", t, " is out of range for ", a.C, " classes");
+  // Checked here, before the kernel, which indexes input and weight by target; without the GIL,
+  // as a segmentation target has millions of entries.
+  const int64_t count = a.N * a.inner, C = a.C;
+  const int64_t* bad;
+  {
+    py::gil_scoped_release release;
+    bad = std::find_if(a.target, a.target + count,
+                       [=](int64_t t) { return t != ignore_index && (t < 0 || t >= C); });
   }
+  if (bad != a.target + count)
+    value_error(op, ": target", index_str(st, bad - a.target), " = ", *bad, " is out of range for ", C, " classes");
   return a;
 }
 
