@@ -39,20 +39,52 @@ def as_index(op, name, value):
     array = np.asarray(value)
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{op}: {name} must hold integer class indices, got {array.dtype}")
+    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{op}: {name} holds {array.max()}, past the int64 range of class indices")
     return np.require(array.astype(np.int64, copy=False), requirements=_KERNEL_LAYOUT)
 
 
-def pair(op, name, value):
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def integer(op, name, value, bits=64):
+    """value as a Python int that fits the kernel's signed `bits`-bit parameter, so that a float,
+    a bool or a huge int gets an error naming it rather than pybind11's signature dump."""
+    if not _is_int(value):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+        raise ValueError(f"{op}: {name} must fit in a signed {bits}-bit int, got {value}")
+    return int(value)
+
+
+def optional_integer(op, name, value, bits=64):
+    return None if value is None else integer(op, name, value, bits)
+
+
+def real(op, name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def text(op, name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{op}: {name} must be a string, got {value!r}")
+    return value
+
+
+def pair(op, name, value, bits=64):
     """(int, int) from an int or a pair of ints, as torch.nn.functional accepts them."""
-    if isinstance(value, numbers.Integral):
+    if _is_int(value):
         items = (value, value)
     elif isinstance(value, (tuple, list)):
         items = tuple(value)
     else:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) for v in items):
+    if len(items) != 2 or not all(_is_int(v) for v in items):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return int(items[0]), int(items[1])
+    return integer(op, name, items[0], bits), integer(op, name, items[1], bits)
 
 
 # Types an op's arguments have when called with NumPy arrays (the training loop: thousands of

@@ -2,7 +2,7 @@
 import numbers
 
 from .. import _C
-from ._arrays import as_float32, as_optional_float32
+from ._arrays import as_float32, as_optional_float32, text
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
            "tanh", "tanh_backward", "gelu", "gelu_backward"]
@@ -63,11 +63,11 @@ def tanh_backward(grad_output, input, saved=None):
 
 def gelu(input, approximate="none"):
     """input * Phi(input) (approximate='none'), or the tanh approximation (approximate='tanh')."""
-    return _C.gelu(as_float32("gelu", "input", input), approximate)
+    return _C.gelu(as_float32("gelu", "input", input), text("gelu", "approximate", approximate))
 
 
 def gelu_backward(grad_output, input, approximate="none"):
     """(grad_input,) of gelu with the same `approximate`."""
     op = "gelu_backward"
     return _C.gelu_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                            approximate)
+                            text(op, "approximate", approximate))

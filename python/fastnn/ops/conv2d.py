@@ -1,6 +1,6 @@
 """2-D convolution over NCHW float32 arrays, as torch.nn.functional.conv2d."""
 from .. import _C
-from ._arrays import as_float32, as_optional_float32, pair
+from ._arrays import as_float32, as_optional_float32, integer, pair
 
 __all__ = ["conv2d", "conv2d_backward"]
 
@@ -9,7 +9,7 @@ def _params(op, stride, padding, dilation, groups):
     """Ints as pairs; padding may also be 'valid' or 'same' (checked by _C with the rest)."""
     return dict(stride=pair(op, "stride", stride),
                 padding=padding if isinstance(padding, str) else pair(op, "padding", padding),
-                dilation=pair(op, "dilation", dilation), groups=groups)
+                dilation=pair(op, "dilation", dilation), groups=integer(op, "groups", groups))
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -2,15 +2,16 @@
 import numpy as np
 
 from .. import _C
-from ._arrays import as_float32, pair
+from ._arrays import as_float32, optional_integer, pair
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 
 def _window(op, kernel_size, stride, padding):
     """(kernel_size, stride, padding) as pairs; stride None means stride = kernel_size, as in torch."""
-    kernel = pair(op, "kernel_size", kernel_size)
-    return kernel, kernel if stride is None else pair(op, "stride", stride), pair(op, "padding", padding)
+    kernel = pair(op, "kernel_size", kernel_size, bits=32)
+    return (kernel, kernel if stride is None else pair(op, "stride", stride, bits=32),
+            pair(op, "padding", padding, bits=32))
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -20,7 +21,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     lies wholly in padding (possible only with dilation)."""
     op = "max_pool2d"
     return _C.max_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
-                         pair(op, "dilation", dilation), bool(ceil_mode), bool(return_indices))
+                         pair(op, "dilation", dilation, bits=32), bool(ceil_mode), bool(return_indices))
 
 
 def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -30,7 +31,7 @@ def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     op = "max_pool2d_backward"
     indices = None if saved is None else np.require(saved, requirements=["C_CONTIGUOUS", "ALIGNED"])
     return _C.max_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                                  *_window(op, kernel_size, stride, padding), pair(op, "dilation", dilation),
+                                  *_window(op, kernel_size, stride, padding), pair(op, "dilation", dilation, bits=32),
                                   bool(ceil_mode), indices)
 
 
@@ -40,7 +41,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     window's size counting padding (count_include_pad) or not."""
     op = "avg_pool2d"
     return _C.avg_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
-                         bool(ceil_mode), bool(count_include_pad), divisor_override)
+                         bool(ceil_mode), bool(count_include_pad),
+                         optional_integer(op, "divisor_override", divisor_override, bits=32))
 
 
 def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -49,4 +51,5 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     op = "avg_pool2d_backward"
     return _C.avg_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
                                   *_window(op, kernel_size, stride, padding), bool(ceil_mode),
-                                  bool(count_include_pad), divisor_override)
+                                  bool(count_include_pad),
+                         optional_integer(op, "divisor_override", divisor_override, bits=32))

@@ -2,7 +2,7 @@
 import numbers
 
 from .. import _C
-from ._arrays import as_float32, as_index, as_optional_float32
+from ._arrays import as_float32, as_index, as_optional_float32, integer, real, text
 
 __all__ = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "nll_loss", "nll_loss_backward",
            "cross_entropy", "cross_entropy_backward"]
@@ -47,6 +47,10 @@ def _loss_arrays(op, input, target, weight):
     return as_float32(op, "input", input), as_index(op, "target", target), as_optional_float32(op, "weight", weight)
 
 
+def _loss_options(op, ignore_index, reduction):
+    return integer(op, "ignore_index", ignore_index), text(op, "reduction", reduction)
+
+
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class-index targets given log-probabilities.
 
@@ -55,14 +59,15 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     than ignore_index (NaN when there are none), 'sum' their sum, 'none' one loss per target.
     """
     x, t, w = _loss_arrays("nll_loss", input, target, weight)
-    return _C.nll_loss(x, t, w, ignore_index, reduction)
+    return _C.nll_loss(x, t, w, *_loss_options("nll_loss", ignore_index, reduction))
 
 
 def nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean"):
     """(grad_input, None, None): targets have no gradient and the class weights are constants."""
     op = "nll_loss_backward"
     x, t, w = _loss_arrays(op, input, target, weight)
-    return _C.nll_loss_backward(as_float32(op, "grad_output", grad_output), x, t, w, ignore_index, reduction)
+    return _C.nll_loss_backward(as_float32(op, "grad_output", grad_output), x, t, w,
+                                *_loss_options(op, ignore_index, reduction))
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -72,7 +77,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     probabilities are not supported).
     """
     x, t, w = _loss_arrays("cross_entropy", input, target, weight)
-    return _C.cross_entropy(x, t, w, ignore_index, reduction, label_smoothing)
+    return _C.cross_entropy(x, t, w, *_loss_options("cross_entropy", ignore_index, reduction),
+                            real("cross_entropy", "label_smoothing", label_smoothing))
 
 
 def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -80,5 +86,6 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
     """(grad_input, None, None): targets have no gradient and the class weights are constants."""
     op = "cross_entropy_backward"
     x, t, w = _loss_arrays(op, input, target, weight)
-    return _C.cross_entropy_backward(as_float32(op, "grad_output", grad_output), x, t, w, ignore_index, reduction,
-                                     label_smoothing)
+    return _C.cross_entropy_backward(as_float32(op, "grad_output", grad_output), x, t, w,
+                                     *_loss_options(op, ignore_index, reduction),
+                                     real(op, "label_smoothing", label_smoothing))
