@@ -444,6 +444,31 @@ def test_dropout_masks_are_seeded_fresh_per_call_and_independent_of_threads():
     assert 0.45 < (a1 == b1).mean() < 0.55  # two calls draw unrelated masks
 
 
+def splitmix64(seed, k):
+    """The mask's random stream (csrc/cpu/dropout_slice.h) in NumPy uint64 arithmetic, which wraps."""
+    z = np.uint64(seed) + (k + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dropout_mask_is_the_documented_stream_on_every_isa(isa, threads):
+    n, p, seed = 100_003, 0.3, 12345  # odd, and past the size that splits across threads
+    with np.errstate(over="ignore"):
+        bits = splitmix64(seed, np.arange((n + 1) // 2, dtype=np.uint64))
+    halves = np.stack([bits & np.uint64(0xFFFFFFFF), bits >> np.uint64(32)], axis=1).reshape(-1)[:n]
+    kept = halves >= np.uint64(round(p * 2**32))
+    default_threads = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        for dtype in (np.float32, np.float64):
+            y = fastnn._C.dropout(np.ones(n, dtype), p, seed)
+            np.testing.assert_array_equal(y, np.where(kept, dtype(1 / (1 - p)), dtype(0)))
+    finally:
+        fastnn.set_num_threads(default_threads)
+
+
 def test_dropout_of_a_strided_input():
     fastnn.manual_seed(1)
     x = fastnn.tensor(rng.standard_normal((6, 8)).astype(np.float32)).T

@@ -4,6 +4,7 @@
 // every select are computed, so each path must be safe (no overflow into garbage) for every input.
 #include <cstring>
 
+#include "cpu/dropout_slice.h"
 #include "cpu/simd/activation_simd.h"
 #include "cpu/simd/vec_math.h"
 
@@ -198,6 +199,7 @@ extern const ActivationKernels activation_kernels = {
     relu_backward, sigmoid_backward, tanh_backward, gelu_backward, gelu_tanh_backward,
     sigmoid_backward_from_output,    tanh_backward_from_output,
     leaky_relu,    leaky_relu_backward,
+    dropout_slice<float>,
 };
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

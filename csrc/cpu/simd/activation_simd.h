@@ -17,6 +17,9 @@ struct ActivationKernels {
   void (*leaky_relu)(int64_t n, const float* x, float negative_slope, float* y);
   void (*leaky_relu_backward)(int64_t n, const float* grad_y, const float* x, float negative_slope,
                               float* grad_x);
+  // cpu/dropout_slice.h compiled for this ISA.
+  void (*dropout)(int64_t n, const float* x, uint64_t threshold, float scale, uint64_t seed,
+                  int64_t first_element, float* y);
 };
 
 }  // namespace fastnn::cpu

@@ -1,0 +1,43 @@
+// The dropout mask, shared by the per-ISA float kernels (cpu/simd/activation_simd.cpp) and the
+// baseline double path (dropout.cpp). The stream is splitmix64 (Steele, Lea and Flood, "Fast
+// splittable pseudorandom number generators", 2014): output k is a mix of seed + (k+1) * golden
+// gamma, so any slice can be generated on its own. Each 64-bit output decides two elements (its
+// low and high 32 bits against p * 2^32).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace fastnn::cpu {
+// Internal linkage: each including translation unit is compiled for its own ISA and must keep its
+// own copy (one shared inline/template definition would let the linker pick any ISA's code).
+namespace {
+
+uint64_t splitmix64(uint64_t seed, uint64_t k) {
+  uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// y[i] = x[i] * scale, or 0 where element first_element + i is dropped (first_element even).
+// Bits are drawn a block at a time and applied in a second loop: with AVX-512DQ's 64-bit
+// multiply both loops vectorize (0.4 ns per element against 3.3 for the element-pair loop).
+template <class T>
+void dropout_slice(int64_t n, const T* x, uint64_t threshold, T scale, uint64_t seed, int64_t first_element,
+                   T* y) {
+  constexpr int64_t kPairs = 256;
+  uint64_t bits[kPairs];
+  uint32_t halves[2 * kPairs];  // little-endian: element 2k takes the low half of output k
+  for (int64_t start = 0; start < n; start += 2 * kPairs) {
+    const int64_t count = std::min(2 * kPairs, n - start);
+    const uint64_t first_pair = uint64_t(first_element + start) / 2;
+    for (int64_t k = 0; k < kPairs; ++k) bits[k] = splitmix64(seed, first_pair + uint64_t(k));
+    std::memcpy(halves, bits, sizeof(bits));
+    for (int64_t i = 0; i < count; ++i)
+      y[start + i] = uint64_t(halves[i]) >= threshold ? x[start + i] * scale : T(0);
+  }
+}
+
+}  // namespace
+}  // namespace fastnn::cpu
