@@ -7,6 +7,7 @@ With 1 thread it times CPU time (robust to other processes on the machine); with
 time. Interleaving puts both frameworks under the same machine state, which the demo's
 --compare-torch (one epoch after the other) cannot on a noisy VM. Needs torch.
 """
+import functools
 import sys
 import time
 
@@ -15,6 +16,14 @@ import torch
 
 import fastnn
 from fastnn.demo import mnist_cnn
+
+
+def train_step(model, optimizer, nll_loss, x, y):
+    optimizer.zero_grad()
+    loss = nll_loss(model(x), y)
+    loss.backward()
+    optimizer.step()
+    loss.item()  # waits for the result, as a training loop reading its loss does
 
 
 def main():
@@ -32,28 +41,19 @@ def main():
     x = rng.standard_normal((64, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 64)
 
-    def fast_step(x=fastnn.tensor(x), y=fastnn.tensor(y)):
-        fast_optim.zero_grad()
-        loss = fastnn.nn.functional.nll_loss(fast_model(x), y)
-        loss.backward()
-        fast_optim.step()
-        loss.item()
-
-    def torch_step(x=torch.from_numpy(x), y=torch.from_numpy(y)):
-        torch_optim.zero_grad()
-        loss = torch.nn.functional.nll_loss(torch_model(x), y)
-        loss.backward()
-        torch_optim.step()
-        loss.item()
+    fast_step = functools.partial(train_step, fast_model, fast_optim, fastnn.nn.functional.nll_loss,
+                                  fastnn.tensor(x), fastnn.tensor(y))
+    torch_step = functools.partial(train_step, torch_model, torch_optim, torch.nn.functional.nll_loss,
+                                   torch.from_numpy(x), torch.from_numpy(y))
 
     for _ in range(5):
         fast_step()
         torch_step()
     fast_times, torch_times = [], []
     for _ in range(steps):
-        for step, times in ((fast_step, fast_times), (torch_step, torch_times)):
+        for run, times in ((fast_step, fast_times), (torch_step, torch_times)):
             start = clock()
-            step()
+            run()
             times.append(clock() - start)
     f, t = np.median(fast_times), np.median(torch_times)
     print(f"threads {threads}: fastnn {f * 1e3:.1f} ms/step ({64 / f:.0f} img/s), "

@@ -1,19 +1,17 @@
 """Argument checks shared by the layers' constructors and nn.functional, each raising a
 TypeError or ValueError that names the callee, the argument, and what was expected vs given."""
-import numbers
-
-from ..ops._arrays import pair
+# number is the kernels' own check, re-exported so that every layer finds its checks here.
+from ..ops._arrays import integer as _kernel_integer, number, pair  # noqa: F401
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def integer(where, name, value, minimum=None):
     """value as an int, >= minimum if given (bools are not sizes)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
+    value = _kernel_integer(where, name, value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{where}: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return value
 
 
 def integer_pair(where, name, value, minimum):
@@ -22,16 +20,6 @@ def integer_pair(where, name, value, minimum):
     if min(h, w) < minimum:
         raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
     return h, w
-
-
-def number(where, name, value, low=-float("inf"), high=float("inf")):
-    """value as a float in [low, high] (NaN is in no range)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
-    if not low <= value <= high:
-        expected = f">= {low}" if high == float("inf") else f"in [{low}, {high}]"
-        raise ValueError(f"{where}: {name} must be {expected}, got {value}")
-    return float(value)
 
 
 def choice(where, name, value, allowed):

@@ -48,6 +48,10 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def integer(op, name, value, bits=64):
     """value as a Python int that fits the kernel's signed `bits`-bit parameter, so that a float,
     a bool or a huge int gets an error naming it rather than pybind11's signature dump."""
@@ -62,8 +66,18 @@ def optional_integer(op, name, value, bits=64):
     return None if value is None else integer(op, name, value, bits)
 
 
+def number(op, name, value, low=-float("inf"), high=float("inf")):
+    """value as a float in [low, high] (NaN is in no range)."""
+    if not _is_real(value):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r}")
+    if not low <= value <= high:
+        expected = f">= {low}" if high == float("inf") else f"in [{low}, {high}]"
+        raise ValueError(f"{op}: {name} must be {expected}, got {value}")
+    return float(value)
+
+
 def real(op, name, value):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not _is_real(value):
         raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
     return float(value)
 

@@ -1,8 +1,6 @@
 """Elementwise activations: relu, leaky_relu, sigmoid, tanh, gelu, each with its backward."""
-import numbers
-
 from .. import _C
-from ._arrays import as_float32, as_optional_float32, text
+from ._arrays import as_float32, as_optional_float32, number, text
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
            "tanh", "tanh_backward", "gelu", "gelu_backward"]
@@ -19,22 +17,17 @@ def relu_backward(grad_output, input):
     return _C.relu_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input))
 
 
-def _slope(op, negative_slope):
-    if not isinstance(negative_slope, numbers.Real):
-        raise TypeError(f"{op}: negative_slope must be a number, got {negative_slope!r}")
-    return float(negative_slope)
-
-
 def leaky_relu(input, negative_slope=0.01):
     """input where positive, negative_slope * input elsewhere."""
-    return _C.leaky_relu(as_float32("leaky_relu", "input", input), _slope("leaky_relu", negative_slope))
+    op = "leaky_relu"
+    return _C.leaky_relu(as_float32(op, "input", input), number(op, "negative_slope", negative_slope))
 
 
 def leaky_relu_backward(grad_output, input, negative_slope=0.01):
     """(grad_input,) of leaky_relu; the gradient at 0 is negative_slope."""
     op = "leaky_relu_backward"
     return _C.leaky_relu_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                                  _slope(op, negative_slope))
+                                  number(op, "negative_slope", negative_slope))
 
 
 def sigmoid(input):

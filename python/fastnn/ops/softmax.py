@@ -1,18 +1,9 @@
 """Softmax, log_softmax and the classifier losses nll_loss and cross_entropy."""
-import numbers
-
 from .. import _C
 from ._arrays import as_float32, as_index, as_optional_float32, integer, real, text
 
 __all__ = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "nll_loss", "nll_loss_backward",
            "cross_entropy", "cross_entropy_backward"]
-
-
-def _dim(op, dim):
-    """dim as an int (its range is checked by _C against the input's rank)."""
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
-        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
-    return int(dim)
 
 
 def softmax(input, dim=-1):
@@ -21,26 +12,26 @@ def softmax(input, dim=-1):
     Stable for large logits (the max is subtracted); -inf entries give 0, and a slice of all
     -inf gives NaN, like torch.
     """
-    return _C.softmax(as_float32("softmax", "input", input), _dim("softmax", dim))
+    return _C.softmax(as_float32("softmax", "input", input), integer("softmax", "dim", dim))
 
 
 def softmax_backward(grad_output, input, dim=-1, saved=None):
     """(grad_input,) of softmax; `saved` = the forward's output spares recomputing it."""
     op = "softmax_backward"
     return _C.softmax_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                               _dim(op, dim), as_optional_float32(op, "saved", saved))
+                               integer(op, "dim", dim), as_optional_float32(op, "saved", saved))
 
 
 def log_softmax(input, dim=-1):
     """input - logsumexp(input) along `dim`; -inf entries stay -inf, an all -inf slice gives NaN."""
-    return _C.log_softmax(as_float32("log_softmax", "input", input), _dim("log_softmax", dim))
+    return _C.log_softmax(as_float32("log_softmax", "input", input), integer("log_softmax", "dim", dim))
 
 
 def log_softmax_backward(grad_output, input, dim=-1, saved=None):
     """(grad_input,) of log_softmax; `saved` = the forward's output spares recomputing it."""
     op = "log_softmax_backward"
     return _C.log_softmax_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                                   _dim(op, dim), as_optional_float32(op, "saved", saved))
+                                   integer(op, "dim", dim), as_optional_float32(op, "saved", saved))
 
 
 def _loss_arrays(op, input, target, weight):
