@@ -125,6 +125,21 @@ def test_leaf_gradients_do_not_share_memory():
     np.testing.assert_array_equal(c.grad.numpy(), [2, 2])
 
 
+def test_large_kernel_gradient_is_adopted_and_accumulates_in_place():
+    # A weight gradient of 1 MiB or more comes in one of the kernels' reused output buffers
+    # (held by a capsule): the leaf takes that buffer itself, as a copy would own its memory.
+    x = fastnn.tensor(randn(8, 512, dtype=np.float32))
+    w = fastnn.tensor(randn(1024, 512, dtype=np.float32), requires_grad=True)
+    fastnn.nn.functional.linear(x, w).sum().backward()
+    expected = np.broadcast_to(x.numpy().sum(axis=0), w.shape)
+    held = w.grad
+    assert not held.numpy().flags.owndata and not isinstance(held.numpy().base, np.ndarray)
+    np.testing.assert_allclose(held.numpy(), expected, rtol=1e-5)
+    fastnn.nn.functional.linear(x, w).sum().backward()
+    assert w.grad is held
+    np.testing.assert_allclose(held.numpy(), 2 * expected, rtol=1e-5)
+
+
 def test_deep_graph_needs_no_recursion():
     x = fastnn.tensor([1.0], requires_grad=True)
     y = x

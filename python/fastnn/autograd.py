@@ -6,8 +6,13 @@ gradient per input (None where none is needed). A node is recorded only when gra
 and some input requires grad, so inference pays for nothing but the forward.
 """
 import contextlib
+import datetime
 
 _grad_enabled = True
+
+# The kernels' outputs of 1 MiB and more hold their buffer through a capsule, whose destructor
+# hands it back for reuse (csrc/bindings/output_cache.cpp); the stdlib's C-API capsules give its type.
+_CAPSULE = type(datetime.datetime_CAPI)
 
 
 def is_grad_enabled() -> bool:
@@ -137,11 +142,13 @@ def _topological_order(root):
 
 def _accumulate_into_leaf(leaf, grad, handed_out):
     """leaf.grad += grad. The first gradient is adopted without a copy only when it owns its
-    memory and no other leaf holds it, since optimizers and zero_grad write grads in place."""
+    memory (no base, or a kernel's capsule: no array but this one sees it) and no other leaf
+    holds it, since optimizers and zero_grad write grads in place."""
     if leaf.grad is not None:
         leaf.grad._data += grad
         return
-    owned = getattr(grad, "base", 1) is None and grad.flags.writeable and id(grad) not in handed_out
+    owner = getattr(grad, "base", 1)
+    owned = (owner is None or type(owner) is _CAPSULE) and grad.flags.writeable and id(grad) not in handed_out
     if not owned:
         grad = grad.copy()
     handed_out.add(id(grad))
