@@ -160,3 +160,31 @@ def test_large_arrays_split_across_threads():
         expected = getattr(reference, name)(x, **kwargs)
         np.testing.assert_allclose(getattr(fastnn.ops, name)(x, **kwargs), expected, rtol=1e-6, atol=1e-7,
                                    err_msg=name)
+
+
+LARGE = randn((1 << 21) + 5), randn((1 << 21) + 5)
+
+
+@functools.cache
+def _expected_large(name, kwargs_items):
+    kwargs = dict(kwargs_items)
+    x, g = LARGE
+    return getattr(reference, name)(x, **kwargs), getattr(reference, name + "_backward")(g, x, **kwargs)[0]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_outputs_past_the_caches_take_streaming_stores(threads):
+    # A thread's slice of >= 4 MiB of output is written with streaming stores from its first
+    # vector-aligned element; the odd size puts the second slice's start off that alignment.
+    x, g = LARGE
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        for name, kwargs in OPS:
+            forward, backward = _expected_large(name, tuple(kwargs.items()))
+            np.testing.assert_allclose(getattr(fastnn.ops, name)(x, **kwargs), forward, rtol=1e-6, atol=1e-7,
+                                       err_msg=name)
+            np.testing.assert_allclose(getattr(fastnn.ops, name + "_backward")(g, x, **kwargs)[0], backward,
+                                       rtol=1e-5, atol=1e-6, err_msg=name + "_backward")
+    finally:
+        fastnn.set_num_threads(before)

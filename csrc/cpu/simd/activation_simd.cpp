@@ -6,36 +6,52 @@
 
 #include "cpu/dropout_slice.h"
 #include "cpu/simd/activation_simd.h"
+#include "cpu/simd/stream.h"
 #include "cpu/simd/vec_math.h"
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
-// y[0:n] = f(x[0:n]) one vector at a time; the tail goes through a zero-padded vector.
+// y[0:n] = f(x[0:n]) one vector at a time; a head up to y's vector alignment (when streaming)
+// and the tail go through a zero-padded vector.
 template <class F>
 void map(int64_t n, const float* x, float* y, F f) {
+  const auto partial = [&](int64_t i, int64_t count) {
+    vec part = {};
+    std::memcpy(&part, x + i, count * sizeof(float));
+    part = f(part);
+    std::memcpy(y + i, &part, count * sizeof(float));
+  };
   int64_t i = 0;
-  for (; i + kWidth <= n; i += kWidth) store(y + i, f(load(x + i)));
-  if (i < n) {
-    vec tail = {};
-    std::memcpy(&tail, x + i, (n - i) * sizeof(float));
-    tail = f(tail);
-    std::memcpy(y + i, &tail, (n - i) * sizeof(float));
+  if (n * int64_t(sizeof(float)) >= kStreamingMinBytes) {
+    i = until_aligned(y, n);
+    partial(0, i);
+    for (; i + kWidth <= n; i += kWidth) stream(y + i, f(load(x + i)));
+    stream_fence();
   }
+  for (; i + kWidth <= n; i += kWidth) store(y + i, f(load(x + i)));
+  if (i < n) partial(i, n - i);
 }
 
-// y[0:n] = f(a[0:n], b[0:n]).
+// y[0:n] = f(a[0:n], b[0:n]), as map.
 template <class F>
 void map2(int64_t n, const float* a, const float* b, float* y, F f) {
+  const auto partial = [&](int64_t i, int64_t count) {
+    vec part_a = {}, part_b = {};
+    std::memcpy(&part_a, a + i, count * sizeof(float));
+    std::memcpy(&part_b, b + i, count * sizeof(float));
+    const vec part = f(part_a, part_b);
+    std::memcpy(y + i, &part, count * sizeof(float));
+  };
   int64_t i = 0;
-  for (; i + kWidth <= n; i += kWidth) store(y + i, f(load(a + i), load(b + i)));
-  if (i < n) {
-    vec tail_a = {}, tail_b = {};
-    std::memcpy(&tail_a, a + i, (n - i) * sizeof(float));
-    std::memcpy(&tail_b, b + i, (n - i) * sizeof(float));
-    vec tail = f(tail_a, tail_b);
-    std::memcpy(y + i, &tail, (n - i) * sizeof(float));
+  if (n * int64_t(sizeof(float)) >= kStreamingMinBytes) {
+    i = until_aligned(y, n);
+    partial(0, i);
+    for (; i + kWidth <= n; i += kWidth) stream(y + i, f(load(a + i), load(b + i)));
+    stream_fence();
   }
+  for (; i + kWidth <= n; i += kWidth) store(y + i, f(load(a + i), load(b + i)));
+  if (i < n) partial(i, n - i);
 }
 
 // |magnitude| with the sign of `sign`.

@@ -1,5 +1,5 @@
 #include "cpu/simd/peak_simd.h"
-#include "cpu/simd/vec.h"
+#include "cpu/simd/stream.h"
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
@@ -27,8 +27,16 @@ void copy(const float* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = src[i];
 }
 
+void copy_streaming(const float* src, float* dst, int64_t n) {
+  int64_t i = until_aligned(dst, n);
+  for (int64_t j = 0; j < i; ++j) dst[j] = src[j];
+  for (; i + kWidth <= n; i += kWidth) stream(dst + i, load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+  stream_fence();
+}
+
 }  // namespace
 
-extern const PeakKernels peak_kernels = {2 * kWidth * kChains, fma_loop, copy};
+extern const PeakKernels peak_kernels = {2 * kWidth * kChains, fma_loop, copy, copy_streaming};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

@@ -13,6 +13,8 @@ struct PeakKernels {
   // dst[0:n] = src[0:n] with plain vector loads and stores, as the elementwise kernels do
   // (memcpy may take other paths), so the benchmark's bandwidth is what those kernels can reach.
   void (*copy)(const float* src, float* dst, int64_t n);
+  // The same copy with streaming stores (cpu/simd/stream.h), as kernels with large outputs do.
+  void (*copy_streaming)(const float* src, float* dst, int64_t n);
 };
 
 }  // namespace fastnn::cpu
