@@ -240,22 +240,6 @@ struct PaddedImage {
   }
 };
 
-// One image's grad_output with rows padded to whole vectors, zero past out_w: the layout
-// direct_weight reads, so that it needs no partial loads.
-struct PaddedGrad {
-  int64_t row_stride;
-  std::vector<float> data;
-
-  PaddedGrad(const Conv2dShape& s, int64_t width)
-      : row_stride((s.out_w + width - 1) / width * width), data(s.out_channels * s.out_h * row_stride, 0.0f) {}
-
-  const float* fill(const Conv2dShape& s, const float* grad) {
-    for (int64_t row = 0; row < s.out_channels * s.out_h; ++row)
-      std::copy_n(grad + row * s.out_w, s.out_w, data.data() + row * row_stride);
-    return data.data();
-  }
-};
-
 // Images per thread: enough multiply-adds to pay for a parallel region.
 int64_t images_per_thread(const Conv2dShape& s, int64_t taps) {
   return std::max<int64_t>(1, kParallelFlops / std::max<int64_t>(1, s.out_channels * s.out_h * s.out_w * taps));
@@ -532,12 +516,10 @@ void direct_backward_weight(const Conv2dShape& s, const Geometry& g, const float
   const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
     PaddedImage padded(s, kernels.width);
-    PaddedGrad padded_grad(s, kernels.width);
     for (int64_t n = begin; n < end; ++n)
       kernels.direct_weight(padded.fill(s, input + n * s.in_channels * g.in_plane), padded.row_stride,
-                            padded.offsets.data(), g.col_rows,
-                            padded_grad.fill(s, grad_output + n * s.out_channels * g.out_plane),
-                            padded_grad.row_stride, s.out_channels, s.out_h, s.out_w, slice_grad_weight);
+                            padded.offsets.data(), g.col_rows, grad_output + n * s.out_channels * g.out_plane,
+                            s.out_channels, s.out_h, s.out_w, slice_grad_weight);
   });
 }
 

@@ -20,11 +20,10 @@ struct Conv2dKernels {
   void (*direct_forward)(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
                          const float* weight, const float* bias, int64_t channels, float* out, int64_t out_plane,
                          int64_t out_h, int64_t out_w);
-  // grad_weight[o * taps + r] += sum over (oh, ow) of grad[o * out_h * grad_row_stride + oh * grad_row_stride + ow]
-  // * tap r, for every o < channels. grad rows are whole vectors (grad_row_stride a multiple of
-  // width), zero past out_w.
+  // grad_weight[o * taps + r] += sum over (oh, ow) of grad[(o * out_h + oh) * out_w + ow] * tap r, for
+  // every o < channels. grad is read only inside its planes.
   void (*direct_weight)(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
-                        const float* grad, int64_t grad_row_stride, int64_t channels, int64_t out_h, int64_t out_w,
+                        const float* grad, int64_t channels, int64_t out_h, int64_t out_w,
                         float* grad_weight);
 
   // Winograd F(2x2, 3x3) transforms (see conv2d.cpp) over tile rows [0, tile_rows) of one image,
