@@ -100,6 +100,15 @@ def test_column_blocks_of_rows(kwargs):
     check_conv2d(2, 16, 200, 38, 6, (3, 3), **kwargs)
 
 
+# im2col gathers rows a vector at a time (strides 1 and 2; 3 in test_stride_padding_dilation):
+# rows of several vectors, the last partial, and a left padding wider than a vector, so that
+# whole vectors of a row are padding.
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [(1, 20), (0, 3)])
+def test_im2col_rows_of_several_vectors(stride, padding):
+    check_conv2d(2, 4, 5, 45, 3, (3, 3), stride=stride, padding=padding)
+
+
 # 3x3 stride-1 layers with >= 8 channels take Winograd F(2x2, 3x3) forward and backward:
 # odd output sizes (a half tile at the bottom/right), padding 0..2 per axis (2 - padding in the
 # backward-data), tile rows wider than one vector (out_w 35: 18 tiles).

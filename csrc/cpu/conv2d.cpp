@@ -98,42 +98,25 @@ void add_strided(float* __restrict dst, int64_t stride, const float* __restrict 
   }
 }
 
-// dst[i] = src[i * stride], vectorized for strides 1 and 2 as add_strided.
-void copy_strided(float* __restrict dst, const float* __restrict src, int64_t stride, int64_t count) {
-  if (stride == 1) {
-    std::copy_n(src, count, dst);
-  } else if (stride == 2) {
-    for (int64_t i = 0; i < count; ++i) dst[i] = src[2 * i];
-  } else {
-    for (int64_t i = 0; i < count; ++i) dst[i] = src[i * stride];
-  }
-}
-
 // col[(c * KH + kh) * KW + kw, (oh - rows.begin) * out_w + ow] = image[c, oh * stride + kh * dilation - pad, ...]
 // for the output rows oh in `out_rows`, zero where that falls in the padding. col's rows are
 // split across threads (serial inside a parallel region).
 void im2col(const Conv2dShape& s, const float* image, int64_t channels, Rows out_rows, float* col) {
+  const Conv2dKernels& kernels = *isa().conv2d;
   const int64_t kernel = s.kernel_h * s.kernel_w, plane = (out_rows.end - out_rows.begin) * s.out_w;
   parallel_for(channels * kernel, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, plane)),
                [&](int64_t begin, int64_t end) {
                  for (int64_t r = begin; r < end; ++r) {
                    const int64_t c = r / kernel, kh = r % kernel / s.kernel_w, kw = r % s.kernel_w;
-                   const float* src = image + c * s.in_h * s.in_w;
                    float* dst = col + r * plane;
-                   const int64_t row_offset = kh * s.dilation_h - s.pad_h, col_offset = kw * s.dilation_w - s.pad_w;
+                   const int64_t row_offset = kh * s.dilation_h - s.pad_h;
                    const Range all_rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
                    const Range rows = {std::clamp(all_rows.begin, out_rows.begin, out_rows.end) - out_rows.begin,
                                        std::clamp(all_rows.end, out_rows.begin, out_rows.end) - out_rows.begin};
-                   const Range cols = inside(col_offset, s.stride_w, s.in_w, s.out_w);
                    std::fill(dst, dst + rows.begin * s.out_w, 0.0f);
-                   for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-                     const float* in = src + ((out_rows.begin + oh) * s.stride_h + row_offset) * s.in_w;
-                     float* out = dst + oh * s.out_w;
-                     std::fill(out, out + cols.begin, 0.0f);
-                     copy_strided(out + cols.begin, in + cols.begin * s.stride_w + col_offset, s.stride_w,
-                                  cols.end - cols.begin);
-                     std::fill(out + cols.end, out + s.out_w, 0.0f);
-                   }
+                   kernels.gather_rows(image + (c * s.in_h + (out_rows.begin + rows.begin) * s.stride_h + row_offset) * s.in_w,
+                                       s.in_w, s.stride_h * s.in_w, rows.end - rows.begin, kw * s.dilation_w - s.pad_w,
+                                       s.stride_w, s.out_w, dst + rows.begin * s.out_w, s.out_w);
                    std::fill(dst + rows.end * s.out_w, dst + plane, 0.0f);
                  }
                });
@@ -334,21 +317,12 @@ WinogradPlan winograd_plan(const Conv2dShape& s, int64_t width) {
 // parity (the layout winograd_input reads); rows past the image are left as they are (zero).
 void split_by_parity(const float* x, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
                      const WinogradPlan& p, float* split) {
+  const Conv2dKernels& kernels = *isa().conv2d;
+  const int64_t rows = std::clamp<int64_t>(p.split_rows - pad_h, 0, h);
   for (int64_t c = 0; c < channels; ++c)
-    for (int64_t y = 0; y < h && y + pad_h < p.split_rows; ++y) {
-      const float* src = x + (c * h + y) * w;
-      float* dst = split + (c * p.split_rows + y + pad_h) * 2 * p.half;
-      for (int64_t parity = 0; parity < 2; ++parity) {
-        // Padded column 2j + parity is column 2j + parity - pad_w of x; j in [first, last) is inside.
-        const int64_t first = (pad_w - parity + 1) / 2;
-        const int64_t last = std::clamp<int64_t>((w + pad_w - parity + 1) / 2, first, p.half);
-        float* part = dst + parity * p.half;
-        const float* column = src + 2 * first + parity - pad_w;
-        std::fill(part, part + first, 0.0f);
-        copy_strided(part + first, column, 2, last - first);
-        std::fill(part + last, part + p.half, 0.0f);
-      }
-    }
+    for (int64_t parity = 0; parity < 2; ++parity)  // padded column 2j + parity is column 2j + parity - pad_w of x
+      kernels.gather_rows(x + c * h * w, w, w, rows, parity - pad_w, 2, p.half,
+                          split + (c * p.split_rows + pad_h) * 2 * p.half + parity * p.half, 2 * p.half);
 }
 
 // For images [begin, end) block by block: transform(n, first_tile_row, tile_rows, offset) for

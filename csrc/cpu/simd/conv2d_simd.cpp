@@ -132,6 +132,43 @@ void direct_weight(const float* input, int64_t row_stride, const int64_t* offset
   }
 }
 
+// Rows of 13 or 14 outputs, which the compiler's loops ran scalar: each vector of outputs is a
+// shuffle of two masked loads, with the lanes that fall outside the row zeroed. Which lanes, and
+// where they come from, is the same in every row, so it is worked out once per vector column.
+void gather_rows(const float* src, int64_t w, int64_t src_row_stride, int64_t rows, int64_t first, int64_t stride,
+                 int64_t count, float* dst, int64_t dst_row_stride) {
+  if (stride > 2) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t k = first + i * stride;
+        dst[r * dst_row_stride + i] = k >= 0 && k < w ? src[r * src_row_stride + k] : 0.0f;
+      }
+    return;
+  }
+  for (int64_t i = 0; i < count; i += kWidth) {
+    // Lane l reads column first + (i + l) * stride: from the two vectors at base and
+    // base + kWidth, which span 2 * kWidth >= stride * (kWidth - 1) + 1 columns.
+    const int64_t k = first + i * stride, base = std::clamp<int64_t>(k, 0, w);
+    const int64_t first_count = std::min<int64_t>(kWidth, w - base);
+    const int64_t second_count = std::clamp<int64_t>(w - base - kWidth, 0, kWidth);
+    const int64_t outputs = std::min<int64_t>(kWidth, count - i);
+    ivec from, inside;
+    for (int l = 0; l < kWidth; ++l) {
+      const int64_t column = k + l * stride;
+      inside[l] = column >= 0 && column < w ? -1 : 0;
+      from[l] = inside[l] ? static_cast<int32_t>(column - base) : 0;
+    }
+    const float* row = src + base;
+    float* out = dst + i;
+    for (int64_t r = 0; r < rows; ++r, row += src_row_stride, out += dst_row_stride) {
+      const vec low = load_first(row, first_count);
+      const vec high = second_count > 0 ? load_first(row + kWidth, second_count) : vec{};
+      const vec v = __builtin_shuffle(low, high, from);
+      store_first(out, inside ? v : vec{}, outputs);
+    }
+  }
+}
+
 // V = B^T d B for the 4x4 input tiles d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]:
 // 16 loads, 32 adds and 16 stores per vector of tiles.
 void winograd_input(const float* split, int64_t split_rows, int64_t half, int64_t channels, int64_t tile_rows,
@@ -225,7 +262,7 @@ void winograd_output(const float* m, int64_t xi_stride, int64_t row, int64_t cha
 
 }  // namespace
 
-extern const Conv2dKernels conv2d_kernels = {kWidth,         kForwardChannels,  direct_forward, direct_weight,
-                                             winograd_input, winograd_gradient, winograd_output};
+extern const Conv2dKernels conv2d_kernels = {kWidth,      kForwardChannels, direct_forward,    direct_weight,
+                                             gather_rows, winograd_input,   winograd_gradient, winograd_output};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

@@ -26,6 +26,12 @@ struct Conv2dKernels {
                         const float* grad, int64_t channels, int64_t out_h, int64_t out_w,
                         float* grad_weight);
 
+  // dst[r * dst_row_stride + i] = src[r * src_row_stride + first + i * stride] for r < rows and
+  // i < count, zero where first + i * stride is outside [0, w): rows of im2col (strides 1 and 2
+  // in vectors, others scalar) or one parity of the Winograd split. Reads only inside rows [0, w).
+  void (*gather_rows)(const float* src, int64_t w, int64_t src_row_stride, int64_t rows, int64_t first,
+                      int64_t stride, int64_t count, float* dst, int64_t dst_row_stride);
+
   // Winograd F(2x2, 3x3) transforms (see conv2d.cpp) over tile rows [0, tile_rows) of one image,
   // vectorized along the tiles_w tiles of a row. A block's tiles are numbered t = th * tiles_w +
   // tw, and a transformed array x of it holds element (xi, channel, t) at
