@@ -100,7 +100,8 @@ def test_column_blocks_of_rows(kwargs):
     check_conv2d(2, 16, 200, 38, 6, (3, 3), **kwargs)
 
 
-# im2col gathers rows a vector at a time (strides 1 and 2; 3 in test_stride_padding_dilation):
+# im2col gathers rows a vector at a time and col2im adds them back the same way (strides 1 and
+# 2; 3 in test_stride_padding_dilation):
 # rows of several vectors, the last partial, and a left padding wider than a vector, so that
 # whole vectors of a row are padding.
 @pytest.mark.parametrize("stride", [1, 2])

@@ -85,19 +85,6 @@ struct Rows {
   int64_t begin, end;
 };
 
-// dst[i * stride] += src[i]. The restrict lets the compiler vectorize strides 1 and 2 (a
-// constant stride: 2 becomes loads and shuffles), which the aliasing of two float pointers
-// otherwise keeps scalar.
-void add_strided(float* __restrict dst, int64_t stride, const float* __restrict src, int64_t count) {
-  if (stride == 1) {
-    for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
-  } else if (stride == 2) {
-    for (int64_t i = 0; i < count; ++i) dst[2 * i] += src[i];
-  } else {
-    for (int64_t i = 0; i < count; ++i) dst[i * stride] += src[i];
-  }
-}
-
 // col[(c * KH + kh) * KW + kw, (oh - rows.begin) * out_w + ow] = image[c, oh * stride + kh * dilation - pad, ...]
 // for the output rows oh in `out_rows`, zero where that falls in the padding. col's rows are
 // split across threads (serial inside a parallel region).
@@ -114,9 +101,10 @@ void im2col(const Conv2dShape& s, const float* image, int64_t channels, Rows out
                    const Range rows = {std::clamp(all_rows.begin, out_rows.begin, out_rows.end) - out_rows.begin,
                                        std::clamp(all_rows.end, out_rows.begin, out_rows.end) - out_rows.begin};
                    std::fill(dst, dst + rows.begin * s.out_w, 0.0f);
-                   kernels.gather_rows(image + (c * s.in_h + (out_rows.begin + rows.begin) * s.stride_h + row_offset) * s.in_w,
-                                       s.in_w, s.stride_h * s.in_w, rows.end - rows.begin, kw * s.dilation_w - s.pad_w,
-                                       s.stride_w, s.out_w, dst + rows.begin * s.out_w, s.out_w);
+                   if (rows.begin < rows.end)
+                     kernels.gather_rows(image + (c * s.in_h + (out_rows.begin + rows.begin) * s.stride_h + row_offset) * s.in_w,
+                                         s.in_w, s.stride_h * s.in_w, rows.end - rows.begin, kw * s.dilation_w - s.pad_w,
+                                         s.stride_w, s.out_w, dst + rows.begin * s.out_w, s.out_w);
                    std::fill(dst + rows.end * s.out_w, dst + plane, 0.0f);
                  }
                });
@@ -126,6 +114,7 @@ void im2col(const Conv2dShape& s, const float* image, int64_t channels, Rows out
 // (padding reads are dropped); the caller zeroes the image first. Split by channel, so no two
 // threads add to one pixel.
 void col2im(const Conv2dShape& s, const float* col, int64_t channels, Rows out_rows, float* image) {
+  const Conv2dKernels& kernels = *isa().conv2d;
   const int64_t kernel = s.kernel_h * s.kernel_w, plane = (out_rows.end - out_rows.begin) * s.out_w;
   parallel_for(channels, std::max<int64_t>(1, kParallelCopy / std::max<int64_t>(1, kernel * plane)),
                [&](int64_t begin, int64_t end) {
@@ -138,13 +127,10 @@ void col2im(const Conv2dShape& s, const float* col, int64_t channels, Rows out_r
                      const Range all_rows = inside(row_offset, s.stride_h, s.in_h, s.out_h);
                      const int64_t row_begin = std::clamp(all_rows.begin, out_rows.begin, out_rows.end);
                      const int64_t row_end = std::clamp(all_rows.end, out_rows.begin, out_rows.end);
-                     const Range cols = inside(col_offset, s.stride_w, s.in_w, s.out_w);
-                     for (int64_t oh = row_begin; oh < row_end; ++oh) {
-                       float* in = dst + (oh * s.stride_h + row_offset) * s.in_w;
-                       const float* out = src + (oh - out_rows.begin) * s.out_w;
-                       add_strided(in + cols.begin * s.stride_w + col_offset, s.stride_w, out + cols.begin,
-                                   cols.end - cols.begin);
-                     }
+                     if (row_begin < row_end)
+                       kernels.scatter_add_rows(src + (row_begin - out_rows.begin) * s.out_w, s.out_w, row_end - row_begin,
+                                                s.out_w, dst + (row_begin * s.stride_h + row_offset) * s.in_w, s.in_w,
+                                                s.stride_h * s.in_w, col_offset, s.stride_w);
                    }
                  }
                });

@@ -32,6 +32,12 @@ struct Conv2dKernels {
   void (*gather_rows)(const float* src, int64_t w, int64_t src_row_stride, int64_t rows, int64_t first,
                       int64_t stride, int64_t count, float* dst, int64_t dst_row_stride);
 
+  // The adjoint of gather_rows, a row of col2im: dst[r * dst_row_stride + first + i * stride] +=
+  // src[r * src_row_stride + i] for r < rows and i < count where first + i * stride is inside
+  // [0, w). Touches only dst rows [0, w).
+  void (*scatter_add_rows)(const float* src, int64_t src_row_stride, int64_t rows, int64_t count, float* dst,
+                           int64_t w, int64_t dst_row_stride, int64_t first, int64_t stride);
+
   // Winograd F(2x2, 3x3) transforms (see conv2d.cpp) over tile rows [0, tile_rows) of one image,
   // vectorized along the tiles_w tiles of a row. A block's tiles are numbered t = th * tiles_w +
   // tw, and a transformed array x of it holds element (xi, channel, t) at
