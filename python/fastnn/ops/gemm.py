@@ -11,7 +11,8 @@ __all__ = ["matmul", "matmul_backward", "linear", "linear_backward"]
 
 def _operands(op, a, b):
     """2-D operands go to the kernel as strided views (a transpose is packed, not copied)."""
-    strided = np.ndim(a) == 2 and np.ndim(b) == 2
+    a, b = np.asarray(a), np.asarray(b)  # .ndim of an array: np.ndim took 0.5 us of a 5 us 16x16 product
+    strided = a.ndim == 2 and b.ndim == 2
     return as_float32(op, "a", a, strided), as_float32(op, "b", b, strided)
 
 
