@@ -171,3 +171,69 @@ def test_input_layouts():
 def test_errors_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# 2x2 stride-2 pooling without padding has kernels of its own (every ISA). Output widths: 35
+# and 37 (full vectors, then a partial one), 16 (exact), 4 (narrower than a vector); odd
+# heights and widths leave a last row or column that no window covers.
+WHOLE_2X2_SHAPES = [(2, 3, 10, 70), (1, 2, 11, 75), (1, 1, 4, 32), (2, 2, 7, 9)]
+
+
+@pytest.mark.parametrize("shape", WHOLE_2X2_SHAPES, ids=str)
+def test_max_pool2d_2x2_fast_path(shape):
+    x = distinct(*shape)
+    out, indices = fastnn.ops.max_pool2d(x, 2, return_indices=True)
+    expected, expected_indices = reference.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(indices, expected_indices)
+    grad = randn(*out.shape)
+    expected_grad = reference.max_pool2d_backward(grad, x, 2)[0]
+    for saved in [None, indices]:
+        np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0], expected_grad, rtol=1e-6)
+
+
+def general_2x2(x, grad):
+    """max_pool2d 2x2 and its backward through the general kernel, over the same whole windows:
+    a row and a column of NaN appended and ceil_mode make the last windows partial."""
+    n, c, h, w = x.shape
+    padded = np.full((n, c, h + 1 + h % 2, w + 1 + w % 2), np.nan, np.float32)
+    padded[:, :, :h, :w] = x
+    out, indices = fastnn.ops.max_pool2d(padded, 2, ceil_mode=True, return_indices=True)
+    oh, ow = h // 2, w // 2
+    rows, cols = np.divmod(indices[:, :, :oh, :ow], padded.shape[-1])
+    big_grad = np.zeros(out.shape, np.float32)
+    big_grad[:, :, :oh, :ow] = grad
+    grad_input = fastnn.ops.max_pool2d_backward(big_grad, padded, 2, ceil_mode=True)[0]
+    return out[:, :, :oh, :ow], rows * w + cols, grad_input[:, :, :h, :w]
+
+
+@pytest.mark.parametrize("shape", WHOLE_2X2_SHAPES, ids=str)
+def test_max_pool2d_2x2_ties_and_nan_as_the_general_kernel(shape):
+    # Values from {0, 1, NaN}: most windows tie (the first in window order wins) and many hold
+    # one or more NaNs (a NaN wins), decided as the general kernel decides them.
+    x = rng.choice(np.array([0.0, 1.0, np.nan], np.float32), size=shape, p=[0.45, 0.45, 0.1])
+    grad = randn(*shape[:2], shape[2] // 2, shape[3] // 2)
+    out, indices = fastnn.ops.max_pool2d(x, 2, return_indices=True)
+    expected, expected_indices, expected_grad = general_2x2(x, grad)
+    assert np.isnan(out).any() and (out == 1).any()
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(indices, expected_indices)
+    for saved in [None, indices]:
+        np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0], expected_grad)
+
+
+def test_max_pool2d_2x2_backward_with_hand_made_indices():
+    # A saved offset outside its own window, -1, and two windows naming one input are scattered
+    # as the general kernel does.
+    x = distinct(1, 2, 6, 40)
+    _, saved = fastnn.ops.max_pool2d(x, 2, return_indices=True)
+    saved[0, 0, 1, 3] = 5
+    saved[0, 0, 2, 19] = -1
+    saved[0, 1, 0, 0] = saved[0, 1, 2, 17]
+    grad = randn(*saved.shape)
+    expected = np.zeros((2, 6 * 40), np.float32)
+    for plane in range(2):
+        keep = saved[0, plane].ravel() >= 0
+        np.add.at(expected[plane], saved[0, plane].ravel()[keep], grad[0, plane].ravel()[keep])
+    np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0],
+                               expected.reshape(x.shape), rtol=1e-6)

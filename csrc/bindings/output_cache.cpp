@@ -52,12 +52,13 @@ void give_back(Block block) {
 
 }  // namespace
 
-py::array_t<float> new_array(const Shape& shape) {
+template <class T>
+py::array_t<T> new_array(const Shape& shape) {
   const int64_t count = product(shape);
-  if (count > PTRDIFF_MAX / int64_t(sizeof(float)))
+  if (count > PTRDIFF_MAX / int64_t(sizeof(T)))
     value_error("an output of shape ", shape_str(shape), " would take more than 2^63 bytes");
-  const size_t bytes = size_t(count) * sizeof(float);
-  if (bytes < kMinCachedBytes) return py::array_t<float>(shape);
+  const size_t bytes = size_t(count) * sizeof(T);
+  if (bytes < kMinCachedBytes) return py::array_t<T>(shape);
   // aligned_alloc wants a multiple of the alignment; equal sizes still round alike.
   const Block taken = take((bytes + 63) / 64 * 64);
   if (!taken.data) {
@@ -71,7 +72,10 @@ py::array_t<float> new_array(const Shape& shape) {
     give_back(*freed);
     delete freed;
   });
-  return py::array_t<float>(shape, static_cast<float*>(block->data), owner);
+  return py::array_t<T>(shape, static_cast<T*>(block->data), owner);
 }
+
+template py::array_t<float> new_array<float>(const Shape& shape);
+template py::array_t<int64_t> new_array<int64_t>(const Shape& shape);
 
 }  // namespace fastnn::bindings

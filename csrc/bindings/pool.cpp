@@ -105,7 +105,7 @@ py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pai
   py::object indices = py::none();
   int64_t* indices_data = nullptr;
   if (return_indices) {
-    py::array_t<int64_t> a(p.out);
+    auto a = new_array<int64_t>(p.out);
     indices_data = a.mutable_data();
     indices = a;
   }

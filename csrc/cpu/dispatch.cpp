@@ -18,6 +18,7 @@ namespace fastnn::cpu {
   extern const PeakKernels peak_kernels;          \
   extern const Conv2dKernels conv2d_kernels;      \
   extern const SoftmaxKernels softmax_kernels;    \
+  extern const PoolKernels pool_kernels;          \
   }
 #ifdef FASTNN_X86_ISAS
 FASTNN_DECLARE_ISA(avx512)
@@ -36,17 +37,17 @@ struct IsaEntry {
 const IsaEntry kIsas[] = {
 #ifdef FASTNN_X86_ISAS
     {{"avx512", &avx512::gemm_kernels, &avx512::activation_kernels, &avx512::peak_kernels, &avx512::conv2d_kernels,
-      &avx512::softmax_kernels},
+      &avx512::softmax_kernels, &avx512::pool_kernels},
      [] {
        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
      }},
     {{"avx2", &avx2::gemm_kernels, &avx2::activation_kernels, &avx2::peak_kernels, &avx2::conv2d_kernels,
-      &avx2::softmax_kernels},
+      &avx2::softmax_kernels, &avx2::pool_kernels},
      [] { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }},
 #endif
     {{"scalar", &scalar::gemm_kernels, &scalar::activation_kernels, &scalar::peak_kernels, &scalar::conv2d_kernels,
-      &scalar::softmax_kernels}, [] { return true; }},
+      &scalar::softmax_kernels, &scalar::pool_kernels}, [] { return true; }},
 };
 
 const IsaKernels* best_available() {

@@ -7,6 +7,7 @@
 #include "cpu/simd/conv2d_simd.h"
 #include "cpu/simd/gemm_simd.h"
 #include "cpu/simd/peak_simd.h"
+#include "cpu/simd/pool_simd.h"
 #include "cpu/simd/softmax_simd.h"
 
 namespace fastnn::cpu {
@@ -18,6 +19,7 @@ struct IsaKernels {
   const PeakKernels* peak;
   const Conv2dKernels* conv2d;
   const SoftmaxKernels* softmax;
+  const PoolKernels* pool;
 };
 
 // Exported from libfastnn.so for fastnn._C; not part of the C++ API (csrc/include/fastnn).

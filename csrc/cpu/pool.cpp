@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/dispatch.h"
 #include "cpu/parallel.h"
 
 namespace fastnn::cpu {
@@ -119,9 +120,46 @@ void avg_scales(const Pool2dShape& s, bool count_include_pad, int64_t divisor_ov
   }
 }
 
+// The common 2x2 stride-2 window with no padding or dilation, whose windows all lie inside
+// the input, has row kernels of its own (cpu/simd/pool_simd.h) for planes under 2^31 elements.
+bool is_whole_2x2(const Pool2dShape& s) {
+  return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0 &&
+         s.dilation_h == 1 && s.dilation_w == 1 && 2 * s.out_h <= s.in_h && 2 * s.out_w <= s.in_w &&
+         s.in_h * s.in_w <= std::numeric_limits<int32_t>::max();
+}
+
+void max_pool_2x2(const Pool2dShape& s, const float* input, float* output, int64_t* indices) {
+  const auto plane = isa().pool->max_2x2;
+  parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t o = p * s.out_h * s.out_w;
+      plane(s, input + p * s.in_h * s.in_w, output + o, indices ? indices + o : nullptr);
+    }
+  });
+}
+
+void max_pool_2x2_backward(const Pool2dShape& s, const float* grad_output, const float* input,
+                           const int64_t* indices, float* grad_input) {
+  const auto plane = isa().pool->max_2x2_backward;
+  parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t o = p * s.out_h * s.out_w, i = p * s.in_h * s.in_w;
+      if (!plane(s, grad_output + o, indices ? indices + o : nullptr, input + i, grad_input + i)) continue;
+      // Offsets outside their own window (possible only in a hand-made `saved`) are added on top.
+      for (int64_t oh = 0; oh < s.out_h; ++oh)
+        for (int64_t ow = 0; ow < s.out_w; ++ow) {
+          const int64_t at = indices[o + oh * s.out_w + ow], relative = at - (2 * oh * s.in_w + 2 * ow);
+          if (at >= 0 && relative != 0 && relative != 1 && relative != s.in_w && relative != s.in_w + 1)
+            grad_input[i + at] += grad_output[o + oh * s.out_w + ow];
+        }
+    }
+  });
+}
+
 }  // namespace
 
 void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices) {
+  if (is_whole_2x2(s)) return max_pool_2x2(s, input, output, indices);
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
     ArgmaxScratch scratch(s.out_w);
     for (int64_t p = begin; p < end; ++p)
@@ -134,6 +172,7 @@ void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t
 
 void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const float* input,
                          const int64_t* indices, float* grad_input) {
+  if (is_whole_2x2(s)) return max_pool_2x2_backward(s, grad_output, input, indices, grad_input);
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
     ArgmaxScratch scratch(indices ? 0 : s.out_w);
     std::vector<float> best(indices ? 0 : s.out_w);
