@@ -54,8 +54,8 @@ def test_single_image_and_channel(n, c_in, c_out):
 
 
 # Few taps (C_in * KH * KW <= 32, stride 1 across) take the direct kernels: output channels in
-# blocks of 16 (8 on AVX2) with a partial one, rows of several vectors plus a partial one, taps
-# in blocks of 3 with a partial one, padding, dilation and a row stride.
+# blocks of 8 with a partial one, rows in groups of up to 3 vectors (1 on AVX2) plus a partial
+# group, taps in blocks of 3 with a partial one, padding, dilation and a row stride.
 @pytest.mark.parametrize("n,c_in,h,w,c_out,kernel,kwargs", [
     (3, 1, 28, 29, 32, (3, 3), {}),  # the first layer of the training example, an odd width
     (2, 1, 9, 41, 19, (3, 3), dict(padding=1)),
@@ -63,6 +63,7 @@ def test_single_image_and_channel(n, c_in, c_out):
     (2, 3, 11, 13, 17, (3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=2)),
     (1, 1, 5, 4, 3, (5, 5), dict(padding=2)),  # 25 taps, rows shorter than a vector
     (2, 32, 6, 7, 4, (1, 1), dict(padding=1)),  # 32 taps
+    (1, 1, 5, 70, 9, (3, 3), {}),  # 68-wide rows: a group of 3 vectors and one of 2
 ])
 def test_direct_few_taps(n, c_in, h, w, c_out, kernel, kwargs):
     check_conv2d(n, c_in, h, w, c_out, kernel, **kwargs)
@@ -128,8 +129,8 @@ def test_winograd_blocks_of_tile_rows():
 
 @pytest.mark.parametrize("c_in,c_out", [(9, 33), (33, 9)])
 def test_winograd_output_channels_in_several_blocks(c_in, c_out):
-    # The products take output channels 16 at a time (8 on AVX2): 33 is three blocks (five), the
-    # last partial, forward and in the backward-data (whose outputs are the input channels).
+    # The products take output channels 8 at a time: 33 is five blocks, the last partial,
+    # forward and in the backward-data (whose outputs are the input channels).
     check_conv2d(2, c_in, 10, 13, c_out, (3, 3), padding=1)
 
 

@@ -228,13 +228,9 @@ void direct_forward(const Conv2dShape& s, const Geometry& g, const float* input,
   parallel_for(s.batch, images_per_thread(s, g.col_rows), [&](int64_t begin, int64_t end) {
     PaddedImage padded(s, kernels.width);
     for (int64_t n = begin; n < end; ++n) {
-      const float* x = padded.fill(s, input + n * s.in_channels * g.in_plane);
-      for (int64_t b = 0; b < blocks; ++b)
-        kernels.direct_forward(x, padded.row_stride, padded.offsets.data(), taps,
-                               packed_weight.data() + b * taps * block, packed_bias.data() + b * block,
-                               std::min(block, s.out_channels - b * block),
-                               output + (n * s.out_channels + b * block) * g.out_plane, g.out_plane, s.out_h,
-                               s.out_w);
+      kernels.direct_forward(padded.fill(s, input + n * s.in_channels * g.in_plane), padded.row_stride,
+                             padded.offsets.data(), taps, packed_weight.data(), packed_bias.data(), s.out_channels,
+                             output + n * s.out_channels * g.out_plane, g.out_plane, s.out_h, s.out_w);
     }
   });
 }
@@ -337,7 +333,7 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
   // (G g G^T)[xi / 4][xi % 4], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], as direct_forward's weight for
   // each xi: u[((xi * blocks + o / block) * in + c) * block + o % block], zero-padded to whole blocks.
   const int64_t block = kernels.forward_channels, blocks = (out + block - 1) / block;
-  std::vector<float> u(16 * blocks * in * block, 0.0f), zeros(block, 0.0f);
+  std::vector<float> u(16 * blocks * in * block, 0.0f), zeros(blocks * block, 0.0f);
   for (int64_t o = 0; o < out; ++o)
     for (int64_t c = 0; c < in; ++c) {
       const float* g = weight + (o * in + c) * 9;
@@ -369,10 +365,8 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
                              row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
-        for (int64_t b = 0; b < blocks; ++b)
-          kernels.direct_forward(v + xi * in * row, 0, channel_rows.data(), in, u.data() + (xi * blocks + b) * in * block,
-                                 zeros.data(), std::min(block, out - b * block), m + (xi * out + b * block) * row, row,
-                                 1, tiles);
+        kernels.direct_forward(v + xi * in * row, 0, channel_rows.data(), in, u.data() + xi * blocks * in * block,
+                               zeros.data(), out, m + xi * out * row, row, 1, tiles);
     }, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
       kernels.winograd_output(m + offset, out * row, row, out, rows, p.tiles_w, bias,
                               output + n * out * out_plane + 2 * tb * s.out_w, out_plane, s.out_h - 2 * tb, s.out_w);

@@ -14,9 +14,10 @@ namespace fastnn::cpu {
 
 struct Conv2dKernels {
   int64_t width;             // floats per vector
-  int64_t forward_channels;  // output channels per direct_forward call
-  // out[o * out_plane + oh * out_w + ow] = bias[o] + sum_r weight[r * forward_channels + o] * tap r,
-  // for o < channels <= forward_channels; weight and bias are zero-padded to forward_channels.
+  int64_t forward_channels;  // the channel block of direct_forward's weight
+  // out[o * out_plane + oh * out_w + ow] = bias[o] + sum_r weight[(o / forward_channels * taps + r) *
+  // forward_channels + o % forward_channels] * tap r, for o < channels; weight and bias are
+  // zero-padded to whole blocks of forward_channels.
   void (*direct_forward)(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
                          const float* weight, const float* bias, int64_t channels, float* out, int64_t out_plane,
                          int64_t out_h, int64_t out_w);
