@@ -267,7 +267,7 @@ std::vector<int64_t> row_offsets(int64_t channels, int64_t row) {
 // per call costs a page fault and a page clearing per 4 KiB every time (page faults and clearing
 // were ~15% of a demo training step's profile). Holds whatever the last user left in it.
 float* winograd_scratch(int slot, int64_t floats) {
-  thread_local std::vector<float> buffers[4];
+  thread_local std::vector<float> buffers[3];
   std::vector<float>& buffer = buffers[slot];
   if (static_cast<int64_t>(buffer.size()) < floats) buffer = std::vector<float>(floats);
   return buffer.data();
@@ -423,23 +423,18 @@ void winograd_backward_weight(const Conv2dShape& s, const Geometry& g, const flo
   const WinogradPlan p = winograd_plan(s, kernels.width);
   const int64_t row = p.row, slices = batch_slices(s.batch, 2 * out * g.out_plane * g.col_rows);
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
-    const int64_t split_size = in * p.split_rows * 2 * p.half, split_grad_size = out * p.split_rows * 2 * p.half;
+    const int64_t split_size = in * p.split_rows * 2 * p.half;
     float* split = winograd_scratch(0, split_size);
-    float* split_grad = winograd_scratch(1, split_grad_size);
     std::fill_n(split, split_size, 0.0f);
-    std::fill_n(split_grad, split_grad_size, 0.0f);
-    float* v = winograd_scratch(2, 16 * in * row);
-    float* q = winograd_scratch(3, 16 * out * row);
+    float* v = winograd_scratch(1, 16 * in * row);
+    float* q = winograd_scratch(2, 16 * out * row);
     std::vector<float> du(16 * out * in, 0.0f);
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
-      if (tb == 0) {
-        split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
-        split_by_parity(grad_output + n * out * g.out_plane, out, s.out_h, s.out_w, 0, 0, p, split_grad);
-      }
+      if (tb == 0) split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
       kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, in * row,
                              row);
-      kernels.winograd_gradient(split_grad + 4 * tb * p.half, p.split_rows, p.half, out, rows, p.tiles_w, q + offset,
-                                out * row, row);
+      kernels.winograd_gradient(grad_output + n * out * g.out_plane + 2 * tb * s.out_w, g.out_plane, s.out_h - 2 * tb,
+                                s.out_w, out, rows, p.tiles_w, q + offset, out * row, row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
         gemm(out, in, tiles, 1.0f, q + xi * out * row, row, 1, v + xi * in * row, 1, row, 1.0f,

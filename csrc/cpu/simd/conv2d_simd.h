@@ -51,10 +51,10 @@ struct Conv2dKernels {
   // whole vectors, plus one). Tile (th, tw) reads padded rows 2th .. 2th + 3.
   void (*winograd_input)(const float* split, int64_t split_rows, int64_t half, int64_t channels,
                          int64_t tile_rows, int64_t tiles_w, float* v, int64_t xi_stride, int64_t row);
-  // Element (xi, o, t) = (A g A^T)[xi / 4][xi % 4] for the 2x2 tile g of plane o at rows 2th,
-  // 2th + 1 of a parity split as above (unpadded), A = [1 0; 1 1; 1 -1; 0 -1]: grad_output's
-  // side of the weight gradient.
-  void (*winograd_gradient)(const float* split, int64_t split_rows, int64_t half, int64_t channels,
+  // Element (xi, o, t) = (A g A^T)[xi / 4][xi % 4] for the 2x2 tile g at rows 2th, 2th + 1 and
+  // columns 2tw, 2tw + 1 of grad[o * plane + y * out_w + x] (zero at rows >= rows and columns >=
+  // out_w), A = [1 0; 1 1; 1 -1; 0 -1]: grad_output's side of the weight gradient.
+  void (*winograd_gradient)(const float* grad, int64_t plane, int64_t rows, int64_t out_w, int64_t channels,
                             int64_t tile_rows, int64_t tiles_w, float* q, int64_t xi_stride, int64_t row);
   // out[o * out_h * out_w + (2th + i) * out_w + 2tw + j] = bias[o] (0 if null) + (A^T m A)[i][j]
   // for every output inside out_h x out_w (out points at the block's first tile row).
