@@ -54,17 +54,6 @@ void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
 // on, reading A's rows (or, transposed, its columns) across pages costs more than packing.
 bool direct_a(int64_t M, int64_t N, int64_t K) { return M * N * K <= kDirectAFlops; }
 
-// Consecutive micro-kernel calls walk down a column of C tiles, a row stride apart: out of the
-// hardware prefetchers' reach, and out of cache on each pass over a K block once C outgrows L2
-// (a micro-kernel writing to a scratch tile instead ran 2048^3 17% faster). Fetching the next
-// tile into L2 one call (~500 cycles) ahead of its own prefetch: 2048^3, 1 thread, +2.5%.
-void prefetch_c_tile(const float* c, int64_t ldc, int64_t rows, int64_t cols) {
-  for (int64_t i = 0; i < rows; ++i) {
-    __builtin_prefetch(c + i * ldc, 1, 2);
-    __builtin_prefetch(c + i * ldc + cols - 1, 1, 2);
-  }
-}
-
 // A packed by pack_a: K blocks of rows_rounded rows each; row_offset is where this product's
 // first row sits in them (a thread's share of the rows).
 struct PrepackedA {
@@ -111,7 +100,6 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
           for (int64_t ip = 0; ip < m_panels; ++ip) {
             const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
             const int64_t cols = std::min(nr, N - j0);
-            if (ip + 1 < m_panels) prefetch_c_tile(c + (i0 + mr) * ldc + j0, ldc, std::min(mr, M - i0 - mr), cols);
             const float* a_panel = read_a_in_place ? a + i0 * a_row_stride + pc * a_col_stride : a_block + ip * mr * kc;
             (2 * cols <= nr ? kernels.micro_half : kernels.micro)(
                 kc, a_panel, read_a_in_place ? a_row_stride : 1, read_a_in_place ? a_col_stride : mr,
