@@ -166,6 +166,6 @@ bool max_2x2_backward(const Pool2dShape& s, const float* grad_output, const int6
 
 }  // namespace
 
-extern const PoolKernels pool_kernels = {max_2x2, max_2x2_backward};
+extern const PoolKernels pool_kernels = {kWidth, max_2x2, max_2x2_backward};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

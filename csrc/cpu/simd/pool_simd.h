@@ -9,6 +9,7 @@
 namespace fastnn::cpu {
 
 struct PoolKernels {
+  int64_t windows_per_vector;  // a row of fewer output columns goes through padded copies
   // output = each window's max and, if at is not null, at = its argmax as a plane offset, by
   // the general kernel's rule (a NaN wins, ties go to the first tap in window order).
   void (*max_2x2)(const Pool2dShape& s, const float* input, float* output, int64_t* at);
