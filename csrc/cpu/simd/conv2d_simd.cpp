@@ -162,6 +162,18 @@ void direct_weight(const float* input, int64_t row_stride, const int64_t* offset
   }
 }
 
+// A vector of columns k, k + stride, ... (stride <= 2) of a row w wide lies in the two vectors
+// at base and base + kWidth (2 kWidth >= stride (kWidth - 1) + 1 columns), of which the first
+// first_count and second_count columns are inside the row.
+struct RowWindows {
+  int64_t k, base, first_count, second_count;
+};
+
+RowWindows row_windows(int64_t k, int64_t w) {
+  const int64_t base = std::clamp<int64_t>(k, 0, w);
+  return {k, base, std::min<int64_t>(kWidth, w - base), std::clamp<int64_t>(w - base - kWidth, 0, kWidth)};
+}
+
 // Rows of 13 or 14 outputs, which the compiler's loops ran scalar: each vector of outputs is a
 // shuffle of two masked loads, with the lanes that fall outside the row zeroed. Which lanes, and
 // where they come from, is the same in every row, so it is worked out once per vector column.
@@ -176,11 +188,7 @@ void gather_rows(const float* src, int64_t w, int64_t src_row_stride, int64_t ro
     return;
   }
   for (int64_t i = 0; i < count; i += kWidth) {
-    // Lane l reads column first + (i + l) * stride: from the two vectors at base and
-    // base + kWidth, which span 2 * kWidth >= stride * (kWidth - 1) + 1 columns.
-    const int64_t k = first + i * stride, base = std::clamp<int64_t>(k, 0, w);
-    const int64_t first_count = std::min<int64_t>(kWidth, w - base);
-    const int64_t second_count = std::clamp<int64_t>(w - base - kWidth, 0, kWidth);
+    const auto [k, base, first_count, second_count] = row_windows(first + i * stride, w);
     const int64_t outputs = std::min<int64_t>(kWidth, count - i);
     ivec from, inside;
     for (int l = 0; l < kWidth; ++l) {
@@ -212,9 +220,7 @@ void scatter_add_rows(const float* src, int64_t src_row_stride, int64_t rows, in
     return;
   }
   for (int64_t i = 0; i < count; i += kWidth) {
-    const int64_t k = first + i * stride, base = std::clamp<int64_t>(k, 0, w);
-    const int64_t first_count = std::min<int64_t>(kWidth, w - base);
-    const int64_t second_count = std::clamp<int64_t>(w - base - kWidth, 0, kWidth);
+    const auto [k, base, first_count, second_count] = row_windows(first + i * stride, w);
     const int64_t inputs = std::min<int64_t>(kWidth, count - i);
     // Window lane m (column base + m, or base + kWidth + m) takes input lane (column - k) / stride
     // when that is a whole lane, else lane kWidth: the zero vector's.
