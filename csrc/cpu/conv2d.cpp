@@ -459,6 +459,21 @@ void winograd_backward_weight(const Conv2dShape& s, const Geometry& g, const flo
   });
 }
 
+// Sum of values[0:count] in kLanes interleaved partial sums: lane-wise adds vectorize, where one
+// running sum is a chain of dependent adds (the first layer's bias gradient, 64x32x26x26, 1 thread:
+// 0.9 ms, more than its weight gradient).
+float plane_sum(const float* values, int64_t count) {
+  constexpr int64_t kLanes = 32;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= count; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += values[i + l];
+  float sum = 0.0f;
+  for (; i < count; ++i) sum += values[i];
+  for (float lane : lanes) sum += lane;
+  return sum;
+}
+
 void direct_backward_weight(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
                             float* grad_weight) {
   const Conv2dKernels& kernels = *isa().conv2d;
@@ -508,12 +523,8 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
                  [&](int64_t begin, int64_t end) {
                    for (int64_t o = begin; o < end; ++o) {
                      float sum = 0.0f;
-                     for (int64_t n = 0; n < s.batch; ++n) {
-                       const float* dy = grad_output + (n * s.out_channels + o) * g.out_plane;
-                       float plane_sum = 0.0f;
-                       for (int64_t p = 0; p < g.out_plane; ++p) plane_sum += dy[p];
-                       sum += plane_sum;
-                     }
+                     for (int64_t n = 0; n < s.batch; ++n)
+                       sum += plane_sum(grad_output + (n * s.out_channels + o) * g.out_plane, g.out_plane);
                      grad_bias[o] = sum;
                    }
                  });
