@@ -75,7 +75,7 @@ inline std::pair<int64_t, int64_t> check_float_matrix_strides(const py::array& a
 
 inline const float* data_of(const py::array& a) { return static_cast<const float*>(a.data()); }
 
-// A new array for a kernel's output (float32, or int64 for indices). Large ones (>= 1 MiB)
+// A new array for a kernel's output (float32, float64, or int64 for indices). Large ones (>= 1 MiB)
 // reuse recently freed buffers of the same size (output_cache.cpp): a fresh buffer that large
 // is mmap'd by malloc, and zeroing its pages on first write took ~40% of a ReLU over 64 MB.
 template <class T = float>

@@ -1,7 +1,5 @@
 #include "fastnn/dropout.h"
 
-#include <type_traits>
-
 #include "bindings/common.h"
 
 namespace fastnn::bindings {
@@ -10,13 +8,9 @@ namespace {
 template <class T>
 py::array dropout(const py::array& x, double p, uint64_t seed) {
   const Shape shape = check_array<T>(x, "dropout", "input", {int(x.ndim())}, "(any shape)");
-  // float32 outputs come from the reused output buffers: a fresh 2 MB one (the demo's
-  // 64x64x12x12) is mmap'd and page-faulted on every call, which took 5x the kernel's time.
-  py::array_t<T> y;
-  if constexpr (std::is_same_v<T, float>)
-    y = new_array(shape);
-  else
-    y = py::array_t<T>(shape);
+  // From the reused output buffers: a fresh 2 MB one (the demo's 64x64x12x12) is mmap'd and
+  // page-faulted on every call, which took 5x the kernel's time.
+  py::array_t<T> y = new_array<T>(shape);
   const T* in = static_cast<const T*>(x.data());
   T* out = y.mutable_data();
   {

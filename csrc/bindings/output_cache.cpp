@@ -76,6 +76,7 @@ py::array_t<T> new_array(const Shape& shape) {
 }
 
 template py::array_t<float> new_array<float>(const Shape& shape);
+template py::array_t<double> new_array<double>(const Shape& shape);
 template py::array_t<int64_t> new_array<int64_t>(const Shape& shape);
 
 }  // namespace fastnn::bindings

@@ -293,9 +293,10 @@ void winograd_gradient(const float* grad, int64_t plane, int64_t rows, int64_t o
         for (int i = 0; i < 2; ++i) {
           vec low{}, high{};
           if (2 * th + i < rows) {
-            const float* src = grad + o * plane + (2 * th + i) * out_w + 2 * tw;
-            low = load_first(src, std::min<int64_t>(kWidth, out_w - 2 * tw));
-            high = load_first(src + kWidth, std::clamp<int64_t>(out_w - 2 * tw - kWidth, 0, kWidth));
+            const RowWindows window = row_windows(2 * tw, out_w);
+            const float* src = grad + o * plane + (2 * th + i) * out_w + window.base;
+            low = load_first(src, window.first_count);
+            high = load_first(src + kWidth, window.second_count);
           }
           g[i][0] = __builtin_shuffle(low, high, even_lanes);
           g[i][1] = __builtin_shuffle(low, high, odd_lanes);
