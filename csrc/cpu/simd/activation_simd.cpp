@@ -63,18 +63,19 @@ inline vec copysign(vec magnitude, vec sign) {
 // nothing overflows and the negative tail keeps full relative precision.
 inline vec sigmoid(vec x) {
   const vec e = exp(-abs(x));
-  return (x < 0.0f ? e : splat(1.0f)) / (1.0f + e);
+  return divide(x < 0.0f ? e : splat(1.0f), 1.0f + e);
 }
 
 // sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = e^-|x|: no 1 - s cancellation.
 inline vec sigmoid_slope(vec x) {
   const vec e = exp(-abs(x));
   const vec d = 1.0f + e;
-  return e / (d * d);
+  return divide(e, d * d);
 }
 
 // Cephes tanhf: an odd polynomial x + x^3 q(x^2) for |x| < 0.625 (full relative precision near
-// 0), 1 - 2 / (e^2|x| + 1) above (saturates to 1 as e^2|x| overflows to inf); sign restored.
+// 0), (1 - e) / (1 + e) with e = e^-2|x| <= 0.29 above (no cancellation; e underflows to 0 and the
+// quotient saturates to 1); sign restored.
 inline vec tanh(vec x) {
   const vec a = abs(x);
   const vec z = a * a;
@@ -84,7 +85,8 @@ inline vec tanh(vec x) {
   q = q * z + 1.33314422036e-1f;
   q = q * z - 3.33332819422e-1f;
   const vec small = q * z * a + a;
-  const vec large = 1.0f - 2.0f / (exp(2.0f * a) + 1.0f);
+  const vec e = exp(-2.0f * a);
+  const vec large = divide(1.0f - e, 1.0f + e);
   return copysign(a < 0.625f ? small : large, x);
 }
 
@@ -156,7 +158,7 @@ constexpr float kGeluTail = 14.5f;
 constexpr float kInvSqrt2Pi = 0.398942280f;
 
 inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
-  const vec u = 1.0f / (1.0f + 0.4f * a);
+  const vec u = divide(splat(1.0f), 1.0f + 0.4f * a);
   vec p = splat(2.958330140e-02f);
   p = p * u - 1.620294750e-01f;
   p = p * u + 3.460986018e-01f;
