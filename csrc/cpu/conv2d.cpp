@@ -10,7 +10,8 @@
 // column buffer and gemm runs single-threaded inside; with fewer, images go one at a time
 // and gemm and im2col split each image across the threads.
 // Few taps (R <= kDirectMaxTaps, e.g. a first layer with one input channel) take direct
-// kernels for forward and backward-weight instead (cpu/simd/conv2d_simd.h).
+// kernels for forward and backward instead, both gradients from one pass over grad_output
+// (cpu/simd/conv2d_simd.h).
 #include "fastnn/conv2d.h"
 
 #include <algorithm>
@@ -206,6 +207,13 @@ struct PaddedImage {
       for (int64_t h = 0; h < s.in_h; ++h)
         std::copy_n(image + (c * s.in_h + h) * s.in_w, s.in_w, data.data() + (c * rows + s.pad_h + h) * cols + s.pad_w);
     return data.data();
+  }
+
+  // The inverse of fill: the interior back out as planes [in_channels, in_h, in_w].
+  void copy_interior(const Conv2dShape& s, float* image) const {
+    for (int64_t c = 0; c < s.in_channels; ++c)
+      for (int64_t h = 0; h < s.in_h; ++h)
+        std::copy_n(data.data() + (c * rows + s.pad_h + h) * cols + s.pad_w, s.in_w, image + (c * s.in_h + h) * s.in_w);
   }
 };
 
@@ -474,16 +482,29 @@ float plane_sum(const float* values, int64_t count) {
   return sum;
 }
 
-void direct_backward_weight(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
-                            float* grad_weight) {
+// grad_input and grad_weight (either may be null) image by image, each image's grad_input summed
+// in a padded buffer of the input's layout and its interior copied out, grad_weight in vector
+// lanes added up once per slice.
+void direct_backward(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
+                     const float* weight, float* grad_input, float* grad_weight) {
   const Conv2dKernels& kernels = *isa().conv2d;
   const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
+  const int64_t weight_size = s.out_channels * g.col_rows;
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
-    PaddedImage padded(s, kernels.width);
-    for (int64_t n = begin; n < end; ++n)
-      kernels.direct_weight(padded.fill(s, input + n * s.in_channels * g.in_plane), padded.row_stride,
-                            padded.offsets.data(), g.col_rows, grad_output + n * s.out_channels * g.out_plane,
-                            s.out_channels, s.out_h, s.out_w, slice_grad_weight);
+    PaddedImage padded(s, kernels.width), padded_grad(s, kernels.width);
+    std::vector<float> tap_grad(grad_input ? g.col_rows * g.out_plane : 0);
+    std::vector<float> weight_lanes(grad_weight ? weight_size * kernels.width : 0, 0.0f);
+    for (int64_t n = begin; n < end; ++n) {
+      if (grad_input) std::fill(padded_grad.data.begin(), padded_grad.data.end(), 0.0f);
+      kernels.direct_backward(grad_weight ? padded.fill(s, input + n * s.in_channels * g.in_plane) : nullptr,
+                              padded.row_stride, padded.offsets.data(), g.col_rows,
+                              grad_output + n * s.out_channels * g.out_plane, s.out_channels, s.out_h, s.out_w, weight,
+                              grad_weight ? weight_lanes.data() : nullptr, grad_input ? padded_grad.data.data() : nullptr,
+                              tap_grad.data());
+      if (grad_input) padded_grad.copy_interior(s, grad_input + n * s.in_channels * g.in_plane);
+    }
+    for (int64_t i = 0; grad_weight && i < weight_size; ++i)
+      for (int64_t l = 0; l < kernels.width; ++l) slice_grad_weight[i] += weight_lanes[i * kernels.width + l];
   });
 }
 
@@ -529,10 +550,7 @@ void conv2d_backward(const Conv2dShape& s, const float* grad_output, const float
                    }
                  });
   }
-  if (grad_weight && use_direct(s, g)) {
-    direct_backward_weight(s, g, grad_output, input, grad_weight);
-    grad_weight = nullptr;
-  }
+  if (use_direct(s, g)) return direct_backward(s, g, grad_output, input, weight, grad_input, grad_weight);
   if (grad_weight && use_winograd(s)) {
     winograd_backward_weight(s, g, grad_output, input, grad_weight);
     grad_weight = nullptr;

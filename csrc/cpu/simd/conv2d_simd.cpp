@@ -18,10 +18,10 @@ namespace {
 constexpr int kForwardChannels = 8;
 #if defined(__AVX512F__)
 constexpr int kForwardVectors = 3;  // 24 accumulators + 3 inputs of 32 zmm
-constexpr int kWeightChannels = 8;  // 8 x 3 accumulators + 3 inputs + 1 gradient = 28 of 32 zmm
+constexpr int kWeightChannels = 8;  // 8 x 3 accumulators + 3 inputs + 3 input-gradient sums + 1 gradient = 31 of 32 zmm
 #else
 constexpr int kForwardVectors = 1;  // 8 accumulators + 1 input of 16 ymm/xmm
-constexpr int kWeightChannels = 4;  // 4 x 3 accumulators + 3 inputs + 1 gradient = 16 of 16
+constexpr int kWeightChannels = 3;  // 3 x 3 accumulators + 3 inputs + 3 sums = 15 of 16 (gradient from memory)
 #endif
 constexpr int kWeightTaps = 3;
 
@@ -63,12 +63,6 @@ vec first_lanes(vec v, int64_t cols) {
   ivec lane;
   for (int i = 0; i < kWidth; ++i) lane[i] = i;
   return lane < static_cast<int32_t>(cols) ? v : vec{};
-}
-
-float lane_sum(vec v) {
-  float sum = 0.0f;
-  for (int i = 0; i < kWidth; ++i) sum += v[i];
-  return sum;
 }
 
 // Outputs [0, cols) of a row from `vectors` vectors, cols > (vectors - 1) * kWidth.
@@ -119,10 +113,16 @@ void direct_forward(const float* input, int64_t row_stride, const int64_t* offse
 }
 
 // Blocks of kWeightChannels channels x kWeightTaps taps; a partial block repeats its last
-// channel/tap in the spare accumulators, which are then not stored. Channel-block outer: its
-// grad planes (8 x 26 x 26 floats, 22 KB) stay in L1 through the passes over the taps.
-void direct_weight(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps, const float* grad,
-                   int64_t channels, int64_t out_h, int64_t out_w, float* grad_weight) {
+// channel/tap in the spare accumulators, which are then not stored. Channel-block outer: its grad planes (8 x 26 x 26 floats, 22 KB) stay in L1 through
+// the passes over the taps. Each gradient vector loaded feeds both gradients: the weight's
+// channel x tap accumulators and, summed over the block's channels, each tap's plane of
+// tap_grad[r * grad_plane + p] = sum over o of weight[o * taps + r] * grad[o * grad_plane + p]
+// (kept out of the input gradient until the end: the taps of a row land one column apart, and
+// adding them in place would load each vector back right after the overlapping store of the last).
+template <bool kWeight, bool kInput>
+void backward_blocks(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps, const float* grad,
+                     int64_t channels, int64_t out_h, int64_t out_w, const float* weight, float* grad_weight_lanes,
+                     float* tap_grad) {
   const int64_t grad_plane = out_h * out_w;
   for (int64_t o0 = 0; o0 < channels; o0 += kWeightChannels) {
     const int64_t channel_count = std::min<int64_t>(kWeightChannels, channels - o0);
@@ -131,35 +131,77 @@ void direct_weight(const float* input, int64_t row_stride, const int64_t* offset
     for (int64_t r0 = 0; r0 < taps; r0 += kWeightTaps) {
       const int64_t tap_count = std::min<int64_t>(kWeightTaps, taps - r0);
       int64_t tap_offset[kWeightTaps];
+      float block_weight[kWeightChannels][kWeightTaps] = {};
       for (int i = 0; i < kWeightTaps; ++i) tap_offset[i] = offsets[r0 + std::min<int64_t>(i, tap_count - 1)];
+      if (kInput)
+        for (int64_t o = 0; o < channel_count; ++o)
+          for (int64_t i = 0; i < tap_count; ++i) block_weight[o][i] = weight[(o0 + o) * taps + r0 + i];
       vec acc[kWeightChannels][kWeightTaps] = {};
       for (int64_t oh = 0; oh < out_h; ++oh)
         for (int64_t ow = 0; ow < out_w; ow += kWidth) {
-          const float* x = input + oh * row_stride + ow;
-          const float* g = grad + oh * out_w + ow;
-          vec tap[kWeightTaps];
-          for (int i = 0; i < kWeightTaps; ++i) tap[i] = load(x + tap_offset[i]);
-          const int64_t cols = std::min<int64_t>(kWidth, out_w - ow);
-          // Past the row the input lanes are zeroed too: an inf there times a zero gradient is NaN.
-          if (cols < kWidth)
-            for (int i = 0; i < kWeightTaps; ++i) tap[i] = first_lanes(tap[i], cols);
-          // One gradient vector live at a time: 24 accumulators + 3 taps + 1 of 32 registers.
+          const int64_t cols = std::min<int64_t>(kWidth, out_w - ow), p = oh * out_w + ow;
+          vec tap[kWeightTaps], sum[kWeightTaps] = {};
+          if (kWeight) {
+            const float* x = input + oh * row_stride + ow;
+            for (int i = 0; i < kWeightTaps; ++i) tap[i] = load(x + tap_offset[i]);
+            // Past the row the input lanes are zeroed too: an inf there times a zero gradient is NaN.
+            if (cols < kWidth)
+              for (int i = 0; i < kWeightTaps; ++i) tap[i] = first_lanes(tap[i], cols);
+          }
+          // One gradient vector live at a time: 24 accumulators + 3 taps + 3 sums + 1 of 32 registers.
 #pragma GCC unroll 8
           for (int o = 0; o < kWeightChannels; ++o) {
-            const vec grad_vec = load_first(g + grad_offset[o], cols);
-            for (int i = 0; i < kWeightTaps; ++i) acc[o][i] += grad_vec * tap[i];
+            const vec grad_vec = load_first(grad + grad_offset[o] + p, cols);
+            for (int i = 0; i < kWeightTaps; ++i) {
+              if (kWeight) acc[o][i] += grad_vec * tap[i];
+              if (kInput && o < channel_count) sum[i] += block_weight[o][i] * grad_vec;
+            }
           }
+          if (kInput)
+            for (int i = 0; i < kWeightTaps; ++i)
+              if (i < tap_count) {
+                float* out = tap_grad + (r0 + i) * grad_plane + p;
+                store_first(out, o0 == 0 ? sum[i] : load_first(out, cols) + sum[i], cols);
+              }
         }
-      // Summed with constant indices first: indexing acc by the variable counts below would keep
-      // it in memory, and GCC then stored every accumulator after every FMA (first layer 0.8x torch).
-      float sums[kWeightChannels][kWeightTaps];
+      // Added lane by lane, with constant indices: reducing 24 vectors across their lanes after each
+      // block took 3x the FMA loop (26x26 planes), and indexing acc by the variable counts would keep it
+      // in memory (GCC then stored every accumulator after every FMA).
+      if (kWeight)
 #pragma GCC unroll 8
-      for (int o = 0; o < kWeightChannels; ++o)
-        for (int i = 0; i < kWeightTaps; ++i) sums[o][i] = lane_sum(acc[o][i]);
-      for (int64_t o = 0; o < channel_count; ++o)
-        for (int64_t i = 0; i < tap_count; ++i) grad_weight[(o0 + o) * taps + r0 + i] += sums[o][i];
+        for (int o = 0; o < kWeightChannels; ++o)
+          for (int i = 0; i < kWeightTaps; ++i)
+            if (o < channel_count && i < tap_count) {
+              float* lanes = grad_weight_lanes + ((o0 + o) * taps + r0 + i) * kWidth;
+              store(lanes, load(lanes) + acc[o][i]);
+            }
     }
   }
+}
+
+// Both gradients from one pass over grad (5.5 MB in a first layer's 64x32x26x26: reading it
+// once for each cost twice the memory traffic); each tap's plane then lands in grad_input.
+void direct_backward(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps, const float* grad,
+                     int64_t channels, int64_t out_h, int64_t out_w, const float* weight, float* grad_weight_lanes,
+                     float* grad_input, float* scratch) {
+  if (grad_weight_lanes && grad_input) {
+    backward_blocks<true, true>(input, row_stride, offsets, taps, grad, channels, out_h, out_w, weight, grad_weight_lanes,
+                                scratch);
+  } else if (grad_weight_lanes) {
+    backward_blocks<true, false>(input, row_stride, offsets, taps, grad, channels, out_h, out_w, weight, grad_weight_lanes,
+                                 scratch);
+  } else if (grad_input) {
+    backward_blocks<false, true>(input, row_stride, offsets, taps, grad, channels, out_h, out_w, weight, grad_weight_lanes,
+                                 scratch);
+  }
+  if (!grad_input) return;
+  for (int64_t r = 0; r < taps; ++r)
+    for (int64_t oh = 0; oh < out_h; ++oh)
+      for (int64_t ow = 0; ow < out_w; ow += kWidth) {
+        const int64_t cols = std::min<int64_t>(kWidth, out_w - ow);
+        float* out = grad_input + offsets[r] + oh * row_stride + ow;
+        store_first(out, load_first(out, cols) + load_first(scratch + (r * out_h + oh) * out_w + ow, cols), cols);
+      }
 }
 
 // A vector of columns k, k + stride, ... (stride <= 2) of a row w wide lies in the two vectors
@@ -355,7 +397,7 @@ void winograd_output(const float* m, int64_t xi_stride, int64_t row, int64_t cha
 }  // namespace
 
 extern const Conv2dKernels conv2d_kernels = {
-    kWidth,      kForwardChannels, direct_forward, direct_weight, gather_rows, scatter_add_rows, winograd_input,
+    kWidth,      kForwardChannels, direct_forward, direct_backward, gather_rows, scatter_add_rows, winograd_input,
     winograd_gradient, winograd_output};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
