@@ -2,6 +2,12 @@
 // AVX2+FMA or SSE2 code depending on the -m flags of the translation unit. exp, sigmoid and
 // tanh are branch-free vector code accurate to ~1-2 ULP (exp in vec_math.h); both sides of
 // every select are computed, so each path must be safe (no overflow into garbage) for every input.
+// Each activation is a chain of ~25-50 dependent operations of ~4 cycles: with one vector per
+// loop iteration the out-of-order window holds too few chains to keep both FMA ports busy. The
+// loops below take kUnroll vectors at a time, and scheduling before register allocation (off by
+// default on x86) interleaves their chains: 1.1-1.45x on the exp-based ops, 1 thread, L2-sized.
+#pragma GCC optimize("schedule-insns", "sched-pressure")
+
 #include <cstring>
 
 #include "cpu/dropout_slice.h"
@@ -12,46 +18,59 @@
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
-// y[0:n] = f(x[0:n]) one vector at a time; a head up to y's vector alignment (when streaming)
-// and the tail go through a zero-padded vector.
-template <class F>
-void map(int64_t n, const float* x, float* y, F f) {
+constexpr int kUnroll = 4;
+
+// put(y + j, at(j)) for the vectors j = i, i + kWidth, ... that fit before n; returns where they stop.
+template <class Put, class At>
+int64_t put_vectors(int64_t i, int64_t n, float* y, Put put, At at) {
+  for (; i + kUnroll * kWidth <= n; i += kUnroll * kWidth) {
+    vec v[kUnroll];
+    for (int u = 0; u < kUnroll; ++u) v[u] = at(i + u * kWidth);
+    for (int u = 0; u < kUnroll; ++u) put(y + i + u * kWidth, v[u]);
+  }
+  for (; i + kWidth <= n; i += kWidth) put(y + i, at(i));
+  return i;
+}
+
+// y[0:n] from at(i), the result vector at element i, and padded(i, count), the same for the
+// count < kWidth elements from i through zero-padded inputs: a head up to y's vector alignment
+// (when streaming) and the tail.
+template <class At, class Padded>
+void apply(int64_t n, float* y, At at, Padded padded) {
   const auto partial = [&](int64_t i, int64_t count) {
-    vec part = {};
-    std::memcpy(&part, x + i, count * sizeof(float));
-    part = f(part);
+    const vec part = padded(i, count);
     std::memcpy(y + i, &part, count * sizeof(float));
   };
   int64_t i = 0;
   if (n * int64_t(sizeof(float)) >= kStreamingMinBytes) {
     i = until_aligned(y, n);
     partial(0, i);
-    for (; i + kWidth <= n; i += kWidth) stream(y + i, f(load(x + i)));
+    i = put_vectors(i, n, y, [](float* p, vec v) { stream(p, v); }, at);
     stream_fence();
   }
-  for (; i + kWidth <= n; i += kWidth) store(y + i, f(load(x + i)));
+  i = put_vectors(i, n, y, [](float* p, vec v) { store(p, v); }, at);
   if (i < n) partial(i, n - i);
 }
 
-// y[0:n] = f(a[0:n], b[0:n]), as map.
+// x[i:i + count] in a zero-padded vector.
+inline vec load_padded(const float* x, int64_t i, int64_t count) {
+  vec part = {};
+  std::memcpy(&part, x + i, count * sizeof(float));
+  return part;
+}
+
+// y[0:n] = f(x[0:n]).
+template <class F>
+void map(int64_t n, const float* x, float* y, F f) {
+  apply(n, y, [&](int64_t i) { return f(load(x + i)); },
+        [&](int64_t i, int64_t count) { return f(load_padded(x, i, count)); });
+}
+
+// y[0:n] = f(a[0:n], b[0:n]).
 template <class F>
 void map2(int64_t n, const float* a, const float* b, float* y, F f) {
-  const auto partial = [&](int64_t i, int64_t count) {
-    vec part_a = {}, part_b = {};
-    std::memcpy(&part_a, a + i, count * sizeof(float));
-    std::memcpy(&part_b, b + i, count * sizeof(float));
-    const vec part = f(part_a, part_b);
-    std::memcpy(y + i, &part, count * sizeof(float));
-  };
-  int64_t i = 0;
-  if (n * int64_t(sizeof(float)) >= kStreamingMinBytes) {
-    i = until_aligned(y, n);
-    partial(0, i);
-    for (; i + kWidth <= n; i += kWidth) stream(y + i, f(load(a + i), load(b + i)));
-    stream_fence();
-  }
-  for (; i + kWidth <= n; i += kWidth) store(y + i, f(load(a + i), load(b + i)));
-  if (i < n) partial(i, n - i);
+  apply(n, y, [&](int64_t i) { return f(load(a + i), load(b + i)); },
+        [&](int64_t i, int64_t count) { return f(load_padded(a, i, count), load_padded(b, i, count)); });
 }
 
 // |magnitude| with the sign of `sign`.
