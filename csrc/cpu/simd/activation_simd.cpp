@@ -4,8 +4,9 @@
 // every select are computed, so each path must be safe (no overflow into garbage) for every input.
 // Each activation is a chain of ~25-50 dependent operations of ~4 cycles: with one vector per
 // loop iteration the out-of-order window holds too few chains to keep both FMA ports busy. The
-// loops below take kUnroll vectors at a time, and scheduling before register allocation (off by
-// default on x86) interleaves their chains: 1.1-1.45x on the exp-based ops, 1 thread, L2-sized.
+// loops below take `unroll` vectors at a time (4 unless the chains need so many registers that
+// four spill), and scheduling before register allocation (off by default on x86) interleaves
+// their chains: 1.1-1.45x on the exp-based ops, 1 thread, L2-sized.
 #pragma GCC optimize("schedule-insns", "sched-pressure")
 
 #include <cstring>
@@ -18,15 +19,13 @@
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
-constexpr int kUnroll = 4;
-
 // put(y + j, at(j)) for the vectors j = i, i + kWidth, ... that fit before n; returns where they stop.
-template <class Put, class At>
+template <int unroll, class Put, class At>
 int64_t put_vectors(int64_t i, int64_t n, float* y, Put put, At at) {
-  for (; i + kUnroll * kWidth <= n; i += kUnroll * kWidth) {
-    vec v[kUnroll];
-    for (int u = 0; u < kUnroll; ++u) v[u] = at(i + u * kWidth);
-    for (int u = 0; u < kUnroll; ++u) put(y + i + u * kWidth, v[u]);
+  for (; i + unroll * kWidth <= n; i += unroll * kWidth) {
+    vec v[unroll];
+    for (int u = 0; u < unroll; ++u) v[u] = at(i + u * kWidth);
+    for (int u = 0; u < unroll; ++u) put(y + i + u * kWidth, v[u]);
   }
   for (; i + kWidth <= n; i += kWidth) put(y + i, at(i));
   return i;
@@ -35,7 +34,7 @@ int64_t put_vectors(int64_t i, int64_t n, float* y, Put put, At at) {
 // y[0:n] from at(i), the result vector at element i, and padded(i, count), the same for the
 // count < kWidth elements from i through zero-padded inputs: a head up to y's vector alignment
 // (when streaming) and the tail.
-template <class At, class Padded>
+template <int unroll, class At, class Padded>
 void apply(int64_t n, float* y, At at, Padded padded) {
   const auto partial = [&](int64_t i, int64_t count) {
     const vec part = padded(i, count);
@@ -45,10 +44,10 @@ void apply(int64_t n, float* y, At at, Padded padded) {
   if (n * int64_t(sizeof(float)) >= kStreamingMinBytes) {
     i = until_aligned(y, n);
     partial(0, i);
-    i = put_vectors(i, n, y, [](float* p, vec v) { stream(p, v); }, at);
+    i = put_vectors<unroll>(i, n, y, [](float* p, vec v) { stream(p, v); }, at);
     stream_fence();
   }
-  i = put_vectors(i, n, y, [](float* p, vec v) { store(p, v); }, at);
+  i = put_vectors<unroll>(i, n, y, [](float* p, vec v) { store(p, v); }, at);
   if (i < n) partial(i, n - i);
 }
 
@@ -62,15 +61,15 @@ inline vec load_padded(const float* x, int64_t i, int64_t count) {
 // y[0:n] = f(x[0:n]).
 template <class F>
 void map(int64_t n, const float* x, float* y, F f) {
-  apply(n, y, [&](int64_t i) { return f(load(x + i)); },
-        [&](int64_t i, int64_t count) { return f(load_padded(x, i, count)); });
+  apply<4>(n, y, [&](int64_t i) { return f(load(x + i)); },
+           [&](int64_t i, int64_t count) { return f(load_padded(x, i, count)); });
 }
 
 // y[0:n] = f(a[0:n], b[0:n]).
-template <class F>
+template <int unroll = 4, class F>
 void map2(int64_t n, const float* a, const float* b, float* y, F f) {
-  apply(n, y, [&](int64_t i) { return f(load(a + i), load(b + i)); },
-        [&](int64_t i, int64_t count) { return f(load_padded(a, i, count), load_padded(b, i, count)); });
+  apply<unroll>(n, y, [&](int64_t i) { return f(load(a + i), load(b + i)); },
+                [&](int64_t i, int64_t count) { return f(load_padded(a, i, count), load_padded(b, i, count)); });
 }
 
 // |magnitude| with the sign of `sign`.
@@ -220,13 +219,13 @@ inline vec gelu_slope(vec x) {
 void gelu(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu(v); }); }
 
 void gelu_backward(int64_t n, const float* grad_y, const float* x, float* grad_x) {
-  map2(n, grad_y, x, grad_x, [](vec g, vec v) { return g * gelu_slope(v); });
+  map2<2>(n, grad_y, x, grad_x, [](vec g, vec v) { return g * gelu_slope(v); });  // 4 spill
 }
 
 void gelu_tanh(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu_tanh(v); }); }
 
 void gelu_tanh_backward(int64_t n, const float* grad_y, const float* x, float* grad_x) {
-  map2(n, grad_y, x, grad_x, [](vec g, vec v) { return g * gelu_tanh_slope(v); });
+  map2<2>(n, grad_y, x, grad_x, [](vec g, vec v) { return g * gelu_tanh_slope(v); });  // 4 spill
 }
 
 }  // namespace
