@@ -70,6 +70,9 @@ template <int vectors>
 void forward_vectors(const float* x, const int64_t* offsets, int64_t taps, const float* weight, const float* bias,
                      int64_t channels, float* y, int64_t out_plane, int64_t cols) {
   vec acc[vectors][kForwardChannels];
+  // Unrolled like every loop over acc: one left rolled kept acc on the stack, and GCC copied all
+  // 16-24 accumulators there and back around the stores (first layer forward 6.1 -> 4.2 us/image).
+#pragma GCC unroll 8
   for (int v = 0; v < vectors; ++v)
     for (int o = 0; o < kForwardChannels; ++o) acc[v][o] = splat(bias[o]);
   for (int64_t r = 0; r < taps; ++r) {
@@ -80,7 +83,7 @@ void forward_vectors(const float* x, const int64_t* offsets, int64_t taps, const
     for (int o = 0; o < kForwardChannels; ++o)
       for (int v = 0; v < vectors; ++v) acc[v][o] += w[o] * tap[v];
   }
-  // Constant indices into acc, or GCC keeps it in memory (see direct_weight).
+  // Constant indices into acc, or GCC keeps it in memory (see backward_blocks).
 #pragma GCC unroll 8
   for (int o = 0; o < kForwardChannels; ++o)
     for (int v = 0; v < vectors; ++v)
