@@ -482,9 +482,9 @@ float plane_sum(const float* values, int64_t count) {
   return sum;
 }
 
-// grad_input and grad_weight (either may be null) image by image, each image's grad_input summed
-// in a padded buffer of the input's layout and its interior copied out, grad_weight in vector
-// lanes added up once per slice.
+// grad_input and grad_weight (either may be null) image by image, each image's grad_input in a
+// padded buffer of the input's layout whose interior is copied out, grad_weight in vector lanes
+// added up once per slice.
 void direct_backward(const Conv2dShape& s, const Geometry& g, const float* grad_output, const float* input,
                      const float* weight, float* grad_input, float* grad_weight) {
   const Conv2dKernels& kernels = *isa().conv2d;
@@ -492,12 +492,12 @@ void direct_backward(const Conv2dShape& s, const Geometry& g, const float* grad_
   const int64_t weight_size = s.out_channels * g.col_rows;
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
     PaddedImage padded(s, kernels.width), padded_grad(s, kernels.width);
-    std::vector<float> tap_grad(grad_input ? g.col_rows * g.out_plane : 0);
+    const int64_t plane = padded.rows * padded.cols;
+    std::vector<float> tap_grad(grad_input ? g.col_rows * (2 * plane + kernels.width) : 0, 0.0f);
     std::vector<float> weight_lanes(grad_weight ? weight_size * kernels.width : 0, 0.0f);
     for (int64_t n = begin; n < end; ++n) {
-      if (grad_input) std::fill(padded_grad.data.begin(), padded_grad.data.end(), 0.0f);
       kernels.direct_backward(grad_weight ? padded.fill(s, input + n * s.in_channels * g.in_plane) : nullptr,
-                              padded.row_stride, padded.offsets.data(), g.col_rows,
+                              padded.row_stride, plane, padded.offsets.data(), g.col_rows,
                               grad_output + n * s.out_channels * g.out_plane, s.out_channels, s.out_h, s.out_w, weight,
                               grad_weight ? weight_lanes.data() : nullptr, grad_input ? padded_grad.data.data() : nullptr,
                               tap_grad.data());

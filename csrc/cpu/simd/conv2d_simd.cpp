@@ -116,17 +116,17 @@ void direct_forward(const float* input, int64_t row_stride, const int64_t* offse
 }
 
 // Blocks of kWeightChannels channels x kWeightTaps taps; a partial block repeats its last
-// channel/tap in the spare accumulators, which are then not stored. Channel-block outer: its grad planes (8 x 26 x 26 floats, 22 KB) stay in L1 through
-// the passes over the taps. Each gradient vector loaded feeds both gradients: the weight's
-// channel x tap accumulators and, summed over the block's channels, each tap's plane of
-// tap_grad[r * grad_plane + p] = sum over o of weight[o * taps + r] * grad[o * grad_plane + p]
-// (kept out of the input gradient until the end: the taps of a row land one column apart, and
-// adding them in place would load each vector back right after the overlapping store of the last).
+// channel/tap in the spare accumulators, which are then not stored. Channel-block outer: its
+// grad planes (8 x 26 x 26 floats, 22 KB) stay in L1 through the passes over the taps. Each
+// gradient vector loaded feeds both gradients: the weight's channel x tap accumulators and,
+// summed over the block's channels, tap r's plane of sum over o of weight[o * taps + r] * grad[o],
+// laid out as the padded input (tap_grad + r * tap_stride + plane + oh * row_stride + ow) so that
+// gather_taps can add the taps up.
 template <bool kWeight, bool kInput>
 void backward_blocks(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps, const float* grad,
                      int64_t channels, int64_t out_h, int64_t out_w, const float* weight, float* grad_weight_lanes,
-                     float* tap_grad) {
-  const int64_t grad_plane = out_h * out_w;
+                     float* tap_grad, int64_t plane) {
+  const int64_t grad_plane = out_h * out_w, tap_stride = 2 * plane + kWidth;
   for (int64_t o0 = 0; o0 < channels; o0 += kWeightChannels) {
     const int64_t channel_count = std::min<int64_t>(kWeightChannels, channels - o0);
     int64_t grad_offset[kWeightChannels];
@@ -163,7 +163,7 @@ void backward_blocks(const float* input, int64_t row_stride, const int64_t* offs
           if (kInput)
             for (int i = 0; i < kWeightTaps; ++i)
               if (i < tap_count) {
-                float* out = tap_grad + (r0 + i) * grad_plane + p;
+                float* out = tap_grad + (r0 + i) * tap_stride + plane + oh * row_stride + ow;
                 store_first(out, o0 == 0 ? sum[i] : load_first(out, cols) + sum[i], cols);
               }
         }
@@ -182,29 +182,40 @@ void backward_blocks(const float* input, int64_t row_stride, const int64_t* offs
   }
 }
 
+// grad_input[c * plane + j] = sum over the taps r of channel c of their planes at j - (offsets[r] -
+// c * plane): plain loads and one store per vector. Adding each tap's plane into grad_input in
+// place instead (loads overlapping the stores of the tap before, one column apart, still in
+// flight) took a fifth of the first layer's backward.
+void gather_taps(const int64_t* offsets, int64_t taps, const float* tap_grad, int64_t plane, float* grad_input) {
+  const int64_t tap_stride = 2 * plane + kWidth;
+  for (int64_t first = 0, last; first < taps; first = last) {
+    const int64_t c = offsets[first] / plane;
+    for (last = first; last < taps && offsets[last] / plane == c; ++last) {
+    }
+    for (int64_t j = 0; j < plane; j += kWidth) {
+      vec sum{};
+      for (int64_t r = first; r < last; ++r) sum += load(tap_grad + r * tap_stride + plane + j - (offsets[r] - c * plane));
+      store_first(grad_input + c * plane + j, sum, std::min<int64_t>(kWidth, plane - j));
+    }
+  }
+}
+
 // Both gradients from one pass over grad (5.5 MB in a first layer's 64x32x26x26: reading it
-// once for each cost twice the memory traffic); each tap's plane then lands in grad_input.
-void direct_backward(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps, const float* grad,
-                     int64_t channels, int64_t out_h, int64_t out_w, const float* weight, float* grad_weight_lanes,
-                     float* grad_input, float* scratch) {
+// once for each cost twice the memory traffic).
+void direct_backward(const float* input, int64_t row_stride, int64_t plane, const int64_t* offsets, int64_t taps,
+                     const float* grad, int64_t channels, int64_t out_h, int64_t out_w, const float* weight,
+                     float* grad_weight_lanes, float* grad_input, float* scratch) {
   if (grad_weight_lanes && grad_input) {
     backward_blocks<true, true>(input, row_stride, offsets, taps, grad, channels, out_h, out_w, weight, grad_weight_lanes,
-                                scratch);
+                                scratch, plane);
   } else if (grad_weight_lanes) {
     backward_blocks<true, false>(input, row_stride, offsets, taps, grad, channels, out_h, out_w, weight, grad_weight_lanes,
-                                 scratch);
+                                 scratch, plane);
   } else if (grad_input) {
     backward_blocks<false, true>(input, row_stride, offsets, taps, grad, channels, out_h, out_w, weight, grad_weight_lanes,
-                                 scratch);
+                                 scratch, plane);
   }
-  if (!grad_input) return;
-  for (int64_t r = 0; r < taps; ++r)
-    for (int64_t oh = 0; oh < out_h; ++oh)
-      for (int64_t ow = 0; ow < out_w; ow += kWidth) {
-        const int64_t cols = std::min<int64_t>(kWidth, out_w - ow);
-        float* out = grad_input + offsets[r] + oh * row_stride + ow;
-        store_first(out, load_first(out, cols) + load_first(scratch + (r * out_h + oh) * out_w + ow, cols), cols);
-      }
+  if (grad_input) gather_taps(offsets, taps, scratch, plane, grad_input);
 }
 
 // A vector of columns k, k + stride, ... (stride <= 2) of a row w wide lies in the two vectors

@@ -23,13 +23,15 @@ struct Conv2dKernels {
                          int64_t out_h, int64_t out_w);
   // grad_weight_lanes[(o * taps + r) * width + l] += lane l of the sum over (oh, ow) of
   // grad[(o * out_h + oh) * out_w + ow] * tap r (the caller adds the lanes up), and
-  // grad_input[offsets[r] + oh * row_stride + ow] += sum over o of weight[o * taps + r] * grad[...]
-  // (grad_input in the padded input's layout), for o < channels, from one pass over grad. Either
-  // gradient is skipped when null: grad_input needs weight and scratch for taps * out_h * out_w
-  // floats, grad_weight_lanes needs input. grad is read only inside its planes.
-  void (*direct_backward)(const float* input, int64_t row_stride, const int64_t* offsets, int64_t taps,
-                          const float* grad, int64_t channels, int64_t out_h, int64_t out_w, const float* weight,
-                          float* grad_weight_lanes, float* grad_input, float* scratch);
+  // grad_input[i] = sum over (r, oh, ow) with offsets[r] + oh * row_stride + ow = i of sum over o of
+  // weight[o * taps + r] * grad[(o * out_h + oh) * out_w + ow], for i in the padded input's planes of
+  // `plane` floats, from one pass over grad. Either gradient is skipped when null: grad_input needs
+  // weight and scratch, taps * (2 * plane + width) floats that are zero before the first call and
+  // left as the call leaves them for the next of the same shape; grad_weight_lanes needs input.
+  // grad is read only inside its planes.
+  void (*direct_backward)(const float* input, int64_t row_stride, int64_t plane, const int64_t* offsets,
+                          int64_t taps, const float* grad, int64_t channels, int64_t out_h, int64_t out_w,
+                          const float* weight, float* grad_weight_lanes, float* grad_input, float* scratch);
 
   // dst[r * dst_row_stride + i] = src[r * src_row_stride + first + i * stride] for r < rows and
   // i < count, zero where first + i * stride is outside [0, w): rows of im2col (strides 1 and 2
