@@ -11,65 +11,65 @@ namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
 #if defined(__AVX512F__)
-// 8 x 2 zmm accumulators: channel counts and batch sizes (the M of conv and linear) are
-// multiples of 8, so no row of a tile is wasted; 16 independent FMAs cover the FMA latency, and
-// measured on Zen 4 it beat 12x32 and 8x48 on both square and conv-shaped products. On a Xeon
-// (Sapphire Rapids class, 48 KB L1) 12x32 and 14x32 measured the same as 8x32, and 8x48 5-10%
-// faster at 512-2048 only with KC = 256, i.e. a 48 KB B panel, which Zen 4's 32 KB L1 cannot hold.
-// Alone on packed panels (B in L1, A from L2) this loop runs at ~90% of the FMA peak there;
-// software prefetch of A 1 KB ahead, or of the next C tile, measured within the noise (+-5%) of
-// the whole 2048^3 product, which runs at ~57%.
+// 8 x 3 zmm accumulators (+ 3 B vectors + 1 broadcast: 28 of 32 registers), the tile MKL's
+// sgemm uses here: 11 loads per 24 FMAs where 8 x 2 needed 10 per 16. Channel counts and batch
+// sizes (the M of conv and linear) are multiples of 8, so no row of a tile is wasted. On a Xeon
+// (Sapphire Rapids class, 48 KB L1), 1 thread, 2048^3 in gemm's loop order: 8 x 48 ran 1.12x
+// 8 x 32; 12x32 and 14x32 had measured the same as 8 x 32.
 constexpr int kMR = 8;
+constexpr int kVecs = 3;
 #elif defined(__AVX2__)
 constexpr int kMR = 6;  // 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 registers
+constexpr int kVecs = 2;
 #else
 constexpr int kMR = 4;  // 4 x 2 xmm accumulators of 16 SSE registers
+constexpr int kVecs = 2;
 #endif
-constexpr int kNR = 2 * kWidth;
+constexpr int kNR = kVecs * kWidth;
 
 // acc += A(0:kMR, 0:kc) B_panel, A(i, k) = a[i*a_row_stride + k*a_col_stride]. Rows past `rows`
 // repeat the last one (in bounds; the caller drops their results).
-template <int kVecs, bool kPackedA>
-[[gnu::always_inline]] inline void accumulate(vec (&acc)[kMR][kVecs], int64_t kc, const float* a, int64_t a_row_stride,
+template <int kTileVecs, bool kPackedA>
+[[gnu::always_inline]] inline void accumulate(vec (&acc)[kMR][kTileVecs], int64_t kc, const float* a, int64_t a_row_stride,
                                               int64_t a_col_stride, int64_t rows, const float* b) {
   const float* row[kMR];
   for (int i = 0; i < kMR; ++i) row[i] = a + std::min<int64_t>(i, rows - 1) * a_row_stride;
   // Unrolled, the loop's pointer and counter updates take fewer of the FMA ports' issue slots.
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    vec bv[kVecs];
-    for (int v = 0; v < kVecs; ++v) bv[v] = load(b + v * kWidth);
+    vec bv[kTileVecs];
+    for (int v = 0; v < kTileVecs; ++v) bv[v] = load(b + v * kWidth);
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
       const float ai = kPackedA ? a[i] : row[i][k * a_col_stride];
 #pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[i][v] += ai * bv[v];
+      for (int v = 0; v < kTileVecs; ++v) acc[i][v] += ai * bv[v];
     }
     a += kMR;
     b += kNR;
   }
 }
 
-// kVecs vectors of C columns per row; the B panel rows are kNR apart either way.
-template <int kVecs>
+// kTileVecs vectors of C columns per row; the B panel rows are kNR apart either way.
+template <int kTileVecs>
 void micro(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b, float* c,
            int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta) {
-  vec acc[kMR][kVecs] = {};
+  vec acc[kMR][kTileVecs] = {};
   // C is read only after the k loop; fetching its lines now hides their miss behind the FMAs.
   for (int64_t i = 0; i < rows; ++i) {
-    __builtin_prefetch(c + i * ldc, 1);
-    __builtin_prefetch(c + i * ldc + kVecs * kWidth - 1, 1);
+    for (int v = 0; v < kTileVecs; ++v) __builtin_prefetch(c + i * ldc + v * kWidth, 1);
+    __builtin_prefetch(c + i * ldc + kTileVecs * kWidth - 1, 1);
   }
   // A whole packed panel (the usual case) gets constant offsets; anything else reads A as given.
   if (a_row_stride == 1 && a_col_stride == kMR && rows == kMR)
-    accumulate<kVecs, true>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
+    accumulate<kTileVecs, true>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
   else
-    accumulate<kVecs, false>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
-  if (rows == kMR && cols == kVecs * kWidth) {
+    accumulate<kTileVecs, false>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
+  if (rows == kMR && cols == kTileVecs * kWidth) {
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
       float* row = c + i * ldc;
-      for (int v = 0; v < kVecs; ++v) {
+      for (int v = 0; v < kTileVecs; ++v) {
         vec r = alpha * acc[i][v];
         if (beta != 0.0f) r += beta * load(row + v * kWidth);
         store(row + v * kWidth, r);
@@ -77,7 +77,7 @@ void micro(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_strid
     }
     return;
   }
-  alignas(64) float tile[kMR][kVecs * kWidth];
+  alignas(64) float tile[kMR][kTileVecs * kWidth];
   std::memcpy(tile, acc, sizeof tile);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) {
@@ -162,6 +162,6 @@ void pack_b(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols
 
 }  // namespace
 
-extern const GemmKernels gemm_kernels = {kMR, kNR, micro<2>, micro<1>, pack_a, pack_b};
+extern const GemmKernels gemm_kernels = {kMR, kNR, micro<kVecs>, kWidth, micro<1>, pack_a, pack_b};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

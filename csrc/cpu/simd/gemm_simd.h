@@ -11,10 +11,13 @@ struct GemmKernels {
   // mr) or A read in place. The B panel is packed and zero-padded to nr; beta == 0: C is not read.
   void (*micro)(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b_panel,
                 float* c, int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta);
-  // The same for at most nr/2 columns (B panel still nr wide): half the FMAs of micro on a
-  // narrow last panel, e.g. the 4 columns past 6 x 32 of a 14x14 output plane.
-  void (*micro_half)(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b_panel,
-                     float* c, int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta);
+  // The same for at most narrow_cols columns (one vector; B panel still nr wide): a third or a
+  // half of micro's FMAs on a narrow last panel, e.g. the 4 columns past 4 x 48 of a 14x14
+  // output plane.
+  int64_t narrow_cols;
+  void (*micro_narrow)(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride,
+                       const float* b_panel, float* c, int64_t ldc, int64_t rows, int64_t cols, float alpha,
+                       float beta);
   // dst[k*mr + i] = A(i, k) for i < rows, k < kc, zero-padded to mr rows, with
   // A(i, k) = a[i*row_stride + k*col_stride].
   void (*pack_a)(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, float* dst);
