@@ -170,8 +170,8 @@ void tanh_backward_from_output(int64_t n, const float* grad_y, const float* y, f
 // polynomial in u = 1 / (1 + 0.4 a), least-squares fitted to relative error 4.5e-8 on
 // [0, 14.5] (float coefficients; ~2.5 ULP once u and Horner round). e^(-a^2/2) must see the
 // exact square: a float a^2 is off by up to 2^-24 a^2, which is ~50 ULP of e^(-a^2/2) at a = 14.
-// So a = hi + lo with hi its top 12 bits: -hi^2/2 is exact and -lo (a + hi) / 2 = the rest is a
-// small correction for scaled_exp. Beyond a = 14.5, x Phi(x) rounds to -0 (x < 0) or x.
+// So a^2 = square + error (exact_square) and scaled_exp takes -error/2 as its small correction.
+// Beyond a = 14.5, x Phi(x) rounds to -0 (x < 0) or x.
 constexpr float kGeluTail = 14.5f;
 constexpr float kInvSqrt2Pi = 0.398942280f;
 
@@ -192,9 +192,8 @@ inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
 
 // factor * e^(-a^2/2) for a in [0, kGeluTail], exact square as above.
 inline vec scaled_half_gaussian(vec factor, vec a) {
-  const vec hi = (vec)((ivec)a & int(0xfffff000));
-  const vec lo = a - hi;
-  return scaled_exp(factor, -0.5f * hi * hi, -0.5f * lo * (a + hi));
+  const Square s = exact_square(a);
+  return scaled_exp(factor, -0.5f * s.square, -0.5f * s.error);
 }
 
 inline vec gelu(vec x) {

@@ -44,6 +44,24 @@ inline vec divide(vec a, vec b) {
 #endif
 }
 
+// a^2 = square + error exactly, square the rounded float. AVX-512: the error is one fused
+// multiply-subtract. Elsewhere a = hi + lo with hi its top 12 bits, so hi^2 is exact and the rest,
+// lo (a + hi), a small correction.
+struct Square {
+  vec square, error;
+};
+
+inline Square exact_square(vec a) {
+#if defined(__AVX512F__)
+  const vec square = a * a;
+  return {square, (vec)_mm512_fmsub_ps((__m512)a, (__m512)a, (__m512)square)};
+#else
+  const vec hi = (vec)((ivec)a & int(0xfffff000));
+  const vec lo = a - hi;
+  return {hi * hi, lo * (a + hi)};
+#endif
+}
+
 // v 2^n for integral n in [-150, 129], rounded once also when the result is subnormal.
 inline vec times_power_of_2(vec v, vec n) {
 #if defined(__AVX512F__)
