@@ -117,14 +117,17 @@ inline vec gelu_tanh_arg(vec x) { return kGeluTwoSqrt2OverPi * (x + kGeluCubic *
 
 inline vec gelu_tanh(vec x) { return x * sigmoid(gelu_tanh_arg(x)); }
 
-// d/dx x sigmoid(v) = sigmoid(v) + x sigmoid'(v) v', v = 2u. Where sigmoid'(v) is exactly 0 the
-// second term is 0, even when x v' overflows to inf for |x| > ~1e19.
+// d/dx x sigmoid(v) = sigmoid(v) + x sigmoid'(v) v', v = 2u. With e = e^-|v| and r = 1 / (1 + e),
+// sigmoid(v) = (v < 0 ? e : 1) r and sigmoid'(v) = e r^2: one reciprocal serves both. Where
+// sigmoid'(v) is exactly 0 the second term is 0, even when x v' overflows to inf for |x| > ~1e19.
 inline vec gelu_tanh_slope(vec x) {
   const vec v = gelu_tanh_arg(x);
-  const vec ds = sigmoid_slope(v);
+  const vec e = exp(-abs(v));
+  const vec r = divide(splat(1.0f), 1.0f + e);
+  const vec ds = e * r * r;
   const vec dv = kGeluTwoSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
   const vec second = ds == 0.0f ? splat(0.0f) : x * ds * dv;
-  return sigmoid(v) + second;
+  return (v < 0.0f ? e : splat(1.0f)) * r + second;
 }
 
 void relu(int64_t n, const float* x, float* y) {
