@@ -498,7 +498,9 @@ void direct_backward(const Conv2dShape& s, const Geometry& g, const float* grad_
     for (int64_t n = begin; n < end; ++n) {
       kernels.direct_backward(grad_weight ? padded.fill(s, input + n * s.in_channels * g.in_plane) : nullptr,
                               padded.row_stride, plane, padded.offsets.data(), g.col_rows,
-                              grad_output + n * s.out_channels * g.out_plane, s.out_channels, s.out_h, s.out_w, weight,
+                              grad_output + n * s.out_channels * g.out_plane,
+                              n + 1 < end ? grad_output + (n + 1) * s.out_channels * g.out_plane : nullptr,
+                              s.out_channels, s.out_h, s.out_w, weight,
                               grad_weight ? weight_lanes.data() : nullptr, grad_input ? padded_grad.data.data() : nullptr,
                               tap_grad.data());
       if (grad_input) padded_grad.copy_interior(s, grad_input + n * s.in_channels * g.in_plane);

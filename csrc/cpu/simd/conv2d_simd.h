@@ -28,10 +28,11 @@ struct Conv2dKernels {
   // `plane` floats, from one pass over grad. Either gradient is skipped when null: grad_input needs
   // weight and scratch, taps * (2 * plane + width) floats that are zero before the first call and
   // left as the call leaves them for the next of the same shape; grad_weight_lanes needs input.
-  // grad is read only inside its planes.
+  // grad is read only inside its planes; next_grad (the next image's, or null) is prefetched.
   void (*direct_backward)(const float* input, int64_t row_stride, int64_t plane, const int64_t* offsets,
-                          int64_t taps, const float* grad, int64_t channels, int64_t out_h, int64_t out_w,
-                          const float* weight, float* grad_weight_lanes, float* grad_input, float* scratch);
+                          int64_t taps, const float* grad, const float* next_grad, int64_t channels, int64_t out_h,
+                          int64_t out_w, const float* weight, float* grad_weight_lanes, float* grad_input,
+                          float* scratch);
 
   // dst[r * dst_row_stride + i] = src[r * src_row_stride + first + i * stride] for r < rows and
   // i < count, zero where first + i * stride is outside [0, w): rows of im2col (strides 1 and 2
