@@ -73,7 +73,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
                  int64_t a_col_stride, const PrepackedA* prepacked, const float* b, int64_t b_row_stride,
                  int64_t b_col_stride, float beta, float* c, int64_t ldc) {
   const GemmKernels& kernels = *isa().gemm;
-  const int64_t mr = kernels.mr, nr = kernels.nr;
+  const int64_t mr = kernels.mr, nr = kernels.nr, width = kernels.width;
   const int64_t kc_max = std::min(kKC, K);
   const int64_t mc_max = kMCRows / mr * mr;  // a block of whole panels: none straddles two blocks
   thread_local AlignedBuffer a_buffer, b_buffer;
@@ -109,7 +109,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
             const int64_t i0 = ic + ip * mr, j0 = jc + jp * nr;
             const int64_t cols = std::min(nr, N - j0);
             const float* a_panel = read_a_in_place ? a + i0 * a_row_stride + pc * a_col_stride : a_block + ip * mr * kc;
-            (cols <= kernels.narrow_cols ? kernels.micro_narrow : kernels.micro)(
+            kernels.micro[(cols + width - 1) / width - 1](
                 kc, a_panel, read_a_in_place ? a_row_stride : 1, read_a_in_place ? a_col_stride : mr,
                 b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc, std::min(mr, M - i0), cols, alpha, block_beta);
           }

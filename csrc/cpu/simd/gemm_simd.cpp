@@ -141,27 +141,36 @@ void pack_a(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows
 }
 
 void pack_b(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, float* dst) {
-  if (col_stride == 1 && cols == kNR) {  // vector copies: a memcpy call per row cost 10% at 64^3
-    for (int64_t k = 0; k < kc; ++k)
-      for (int v = 0; v < kNR / kWidth; ++v) store(dst + k * kNR + v * kWidth, load(b + k * row_stride + v * kWidth));
-  } else if (col_stride == 1) {
-    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNR, b + k * row_stride, cols * sizeof(float));
-  } else {
-    int64_t k0 = 0;
-    if (row_stride == 1) {
-      for (int64_t j0 = 0; j0 < cols; j0 += kWidth)
-        k0 = pack_transposed<kWidth>(b + j0 * col_stride, col_stride, std::min<int64_t>(kWidth, cols - j0), kc,
-                                     kNR, dst + j0);
+  if (col_stride == 1) {
+    // Vector copies and stores, the padding too: a memcpy and a memset call per row of a narrow
+    // last panel took 12% of 64^3.
+    const int64_t whole = cols / kWidth * kWidth;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = b + k * row_stride;
+      float* row = dst + k * kNR;
+      for (int64_t j = 0; j < whole; j += kWidth) store(row + j, load(src + j));
+      if (whole == kNR) continue;
+      vec last = {};
+      for (int64_t j = whole; j < cols; ++j) last[j - whole] = src[j];
+      store(row + whole, last);
+      for (int64_t j = whole + kWidth; j < kNR; j += kWidth) store(row + j, vec{});
     }
-    for (int64_t k = k0; k < kc; ++k)
-      for (int64_t j = 0; j < cols; ++j) dst[k * kNR + j] = b[k * row_stride + j * col_stride];
+    return;
   }
+  int64_t k0 = 0;
+  if (row_stride == 1) {
+    for (int64_t j0 = 0; j0 < cols; j0 += kWidth)
+      k0 = pack_transposed<kWidth>(b + j0 * col_stride, col_stride, std::min<int64_t>(kWidth, cols - j0), kc, kNR,
+                                   dst + j0);
+  }
+  for (int64_t k = k0; k < kc; ++k)
+    for (int64_t j = 0; j < cols; ++j) dst[k * kNR + j] = b[k * row_stride + j * col_stride];
   for (int64_t k = 0; k < kc; ++k)
     for (int64_t j = cols; j < kNR; ++j) dst[k * kNR + j] = 0.0f;
 }
 
 }  // namespace
 
-extern const GemmKernels gemm_kernels = {kMR, kNR, micro<kVecs>, kWidth, micro<1>, pack_a, pack_b};
+extern const GemmKernels gemm_kernels = {kMR, kNR, kWidth, {micro<1>, micro<2>, micro<kVecs>}, pack_a, pack_b};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
