@@ -6,9 +6,10 @@ from opcheck import check_inputs, check_op, randn
 
 pytestmark = pytest.mark.usefixtures("isa")
 
-# Odd sizes, size 1, and sizes off every ISA's MR (8, 6, 4) and NR (48, 16, 8) and KC (256). All
-# are small enough that gemm reads A in place rather than packing it.
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 33, 17), (12, 32, 256), (25, 65, 257), (67, 129, 300)]
+# Odd sizes, size 1, and sizes off every ISA's MR (8, 6, 4) and NR (48, 16, 8) and KC (256); the
+# last panels take 1, 2 and 3 vectors (65, 80, 129 on AVX-512), whole and partial. All are small
+# enough that gemm reads A in place rather than packing it.
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 33, 17), (12, 32, 256), (9, 80, 40), (25, 65, 257), (67, 129, 300)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
