@@ -13,6 +13,10 @@ namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 typedef int ivec __attribute__((vector_size(kWidth * sizeof(int))));
 typedef unsigned uvec __attribute__((vector_size(kWidth * sizeof(unsigned))));
 
+// 1.5 * 2^23: adding it to a float of magnitude < 2^22 rounds that to an integer, which the low
+// bits of the sum then hold.
+constexpr float kRoundingMagic = 12582912.0f;
+
 inline vec abs(vec x) { return (vec)((ivec)x & 0x7fffffff); }
 
 // x clamped to [lo, hi], NaN passed through: one max and one min (x86 max/min return the second
@@ -68,8 +72,9 @@ inline vec times_power_of_2(vec v, vec n) {
   return (vec)_mm512_scalef_ps((__m512)v, (__m512)n);
 #else
   // 2^n as two factors 2^(n/2) 2^(n - n/2), each a normal float: v 2^(n/2) stays normal, so
-  // only the second product rounds into the subnormals.
-  const ivec n_int = __builtin_convertvector(n, ivec);
+  // only the second product rounds into the subnormals. n's integer comes from the bits of
+  // n + kRoundingMagic, not a conversion, which would be undefined for a NaN n.
+  const ivec n_int = (ivec)(n + kRoundingMagic) - (ivec)splat(kRoundingMagic);
   const ivec half = n_int >> 1;
   const vec scale_a = (vec)((uvec)(half + 127) << 23);
   const vec scale_b = (vec)((uvec)(n_int - half + 127) << 23);
@@ -86,8 +91,7 @@ inline vec times_power_of_2(vec v, vec n) {
 // scaling overflows to inf, so n never leaves [-150, 129]. NaN passes the clamp and propagates.
 inline vec scaled_exp(vec factor, vec x, vec x_lo) {
   x = clamp(x, -104.0f, 89.0f);
-  const vec magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const vec n = ((x + x_lo) * 1.44269504088896341f + magic) - magic;
+  const vec n = ((x + x_lo) * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
   vec r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f + x_lo;
   vec p = splat(1.3814518e-3f);
