@@ -30,8 +30,8 @@ constexpr int kNR = kVecs * kWidth;
 // acc += A(0:kMR, 0:kc) B_panel, A(i, k) = a[i*a_row_stride + k*a_col_stride]. Rows past `rows`
 // repeat the last one (in bounds; the caller drops their results).
 template <int kTileVecs, bool kPackedA>
-[[gnu::always_inline]] inline void accumulate(vec (&acc)[kMR][kTileVecs], int64_t kc, const float* a, int64_t a_row_stride,
-                                              int64_t a_col_stride, int64_t rows, const float* b) {
+[[gnu::always_inline]] inline void accumulate(vec (&acc)[kMR][kTileVecs], int64_t kc, const float* a,
+                                              int64_t a_row_stride, int64_t a_col_stride, int64_t rows, const float* b) {
   const float* row[kMR];
   for (int i = 0; i < kMR; ++i) row[i] = a + std::min<int64_t>(i, rows - 1) * a_row_stride;
   // Unrolled, the loop's pointer and counter updates take fewer of the FMA ports' issue slots.
