@@ -1,7 +1,7 @@
 // Vector math shared by the per-ISA sources (activations, softmax): included after vec.h, so
 // each copy lives in that build's ISA namespace. Every function is branch-free and safe for
 // every input: both sides of a select are computed. The AVX-512 copy uses a few instructions
-// GCC's vector extensions cannot express (rcp14, scalef); the others keep the portable code.
+// GCC's vector extensions cannot express (rcp14, scalef, fmsub); the others keep the portable code.
 #pragma once
 #include "cpu/simd/vec.h"
 #if defined(__x86_64__) || defined(__i386__)
