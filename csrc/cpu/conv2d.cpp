@@ -490,6 +490,11 @@ void direct_backward(const Conv2dShape& s, const Geometry& g, const float* grad_
   const Conv2dKernels& kernels = *isa().conv2d;
   const int64_t slices = batch_slices(s.batch, 2 * s.out_channels * g.out_plane * g.col_rows);
   const int64_t weight_size = s.out_channels * g.col_rows;
+  // weight's rows zero-padded to whole tap blocks of the kernel's input-gradient sums.
+  const int64_t padded_taps = (g.col_rows + kernels.data_taps - 1) / kernels.data_taps * kernels.data_taps;
+  std::vector<float> padded_weight(grad_input ? s.out_channels * padded_taps : 0, 0.0f);
+  for (int64_t o = 0; grad_input && o < s.out_channels; ++o)
+    std::copy_n(weight + o * g.col_rows, g.col_rows, padded_weight.data() + o * padded_taps);
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
     PaddedImage padded(s, kernels.width), padded_grad(s, kernels.width);
     const int64_t plane = padded.rows * padded.cols;
@@ -500,7 +505,7 @@ void direct_backward(const Conv2dShape& s, const Geometry& g, const float* grad_
                               padded.row_stride, plane, padded.offsets.data(), g.col_rows,
                               grad_output + n * s.out_channels * g.out_plane,
                               n + 1 < end ? grad_output + (n + 1) * s.out_channels * g.out_plane : nullptr,
-                              s.out_channels, s.out_h, s.out_w, weight,
+                              s.out_channels, s.out_h, s.out_w, padded_weight.data(),
                               grad_weight ? weight_lanes.data() : nullptr, grad_input ? padded_grad.data.data() : nullptr,
                               tap_grad.data());
       if (grad_input) padded_grad.copy_interior(s, grad_input + n * s.in_channels * g.in_plane);

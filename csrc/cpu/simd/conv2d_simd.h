@@ -15,6 +15,7 @@ namespace fastnn::cpu {
 struct Conv2dKernels {
   int64_t width;             // floats per vector
   int64_t forward_channels;  // the channel block of direct_forward's weight
+  int64_t data_taps;         // the tap block of direct_backward's weight
   // out[o * out_plane + oh * out_w + ow] = bias[o] + sum_r weight[(o / forward_channels * taps + r) *
   // forward_channels + o % forward_channels] * tap r, for o < channels; weight and bias are
   // zero-padded to whole blocks of forward_channels.
@@ -24,11 +25,12 @@ struct Conv2dKernels {
   // grad_weight_lanes[(o * taps + r) * width + l] += lane l of the sum over (oh, ow) of
   // grad[(o * out_h + oh) * out_w + ow] * tap r (the caller adds the lanes up), and
   // grad_input[i] = sum over (r, oh, ow) with offsets[r] + oh * row_stride + ow = i of sum over o of
-  // weight[o * taps + r] * grad[(o * out_h + oh) * out_w + ow], for i in the padded input's planes of
-  // `plane` floats, from one pass over grad. Either gradient is skipped when null: grad_input needs
-  // weight and scratch, taps * (2 * plane + width) floats that are zero before the first call and
-  // left as the call leaves them for the next of the same shape; grad_weight_lanes needs input.
-  // grad is read only inside its planes; next_grad (the next image's, or null) is prefetched.
+  // weight[o * taps_padded + r] * grad[(o * out_h + oh) * out_w + ow], for i in the padded input's planes of
+  // `plane` floats; weight's rows are zero-padded to taps_padded, a multiple of data_taps. Either
+  // gradient is skipped when null: grad_input needs weight and scratch, taps * (2 * plane + width)
+  // floats that are zero before the first call and left as the call leaves them for the next of
+  // the same shape; grad_weight_lanes needs input. grad is read only inside its planes;
+  // next_grad (the next image's, or null) is prefetched.
   void (*direct_backward)(const float* input, int64_t row_stride, int64_t plane, const int64_t* offsets,
                           int64_t taps, const float* grad, const float* next_grad, int64_t channels, int64_t out_h,
                           int64_t out_w, const float* weight, float* grad_weight_lanes, float* grad_input,
