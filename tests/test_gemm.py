@@ -7,9 +7,11 @@ from opcheck import check_inputs, check_op, randn
 pytestmark = pytest.mark.usefixtures("isa")
 
 # Odd sizes, size 1, and sizes off every ISA's MR (8, 6, 4) and NR (48, 16, 8) and KC (256); the
-# last panels take 1, 2 and 3 vectors (65, 80, 129 on AVX-512), whole and partial. All are small
-# enough that gemm reads A in place rather than packing it.
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 33, 17), (12, 32, 256), (9, 80, 40), (25, 65, 257), (67, 129, 300)]
+# last panels take 1, 2 and 3 vectors (65, 80, 129 on AVX-512), whole and partial, and 49-64
+# columns run as two 2-vector panels on AVX-512 (57, 64). All are small enough that gemm reads A
+# in place rather than packing it.
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 33, 17), (12, 32, 256), (9, 80, 40), (10, 57, 30), (16, 64, 64),
+          (25, 65, 257), (67, 129, 300)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
@@ -46,13 +48,13 @@ def test_matmul_packed_a_path_tile_edges(transpose_a, transpose_b):
 
 
 def test_matmul_packed_a_crosses_the_row_block_with_a_narrow_last_panel():
-    # Past the 2048-row A block with A packed, and N one vector past a whole number of NR panels
+    # Past the 2048-row A block with A packed, and N 5 columns past a whole number of NR panels
     # on every ISA (48, 16, 8), so the last panel runs the one-vector kernel; K off KC. One
     # thread: two would each take half the rows, under the block and the packing limit.
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(1)
     try:
-        a, b = randn(2100, 700), randn(700, 53)
+        a, b = randn(2100, 700), randn(700, 101)
         expected = a.astype(np.float64) @ b
         np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
     finally:
