@@ -69,6 +69,18 @@ def test_matmul_in_place_a_rows_past_the_tile(M):
     check_op("matmul", [randn(21, M).T, randn(21, 40)], reduction=21)
 
 
+@pytest.mark.parametrize("N", [4, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 100])
+def test_matmul_in_place_b_panels(N):
+    # A small row-major B is read in place in its panels of whole vectors, packed in the others
+    # (a last panel of 4 or 8 columns, or 100 = 48 + 48 + 4 on AVX-512); its last row ends the
+    # buffer, so ASan sees any read past it. A view with a row stride past N is read in place too.
+    check_op("matmul", [randn(9, 60), randn(60, N)], reduction=60)
+    wide = randn(60, N + 16)
+    a = randn(9, 60)
+    np.testing.assert_allclose(fastnn.ops.matmul(a, wide[:, 16:]), a.astype(np.float64) @ wide[:, 16:],
+                               rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("lead", [(), (6,), (2, 3)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear(lead, bias):

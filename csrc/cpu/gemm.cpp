@@ -61,6 +61,14 @@ void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
 // on, reading A's rows (or, transposed, its columns) across pages costs more than packing.
 bool direct_a(int64_t M, int64_t N, int64_t K) { return M * N * K <= kDirectAFlops; }
 
+// Packing B costs a load and a store per element, repaid over M/MR micro-kernel calls; a small
+// row-major B that stays in L1 is read in place instead, in the panels whose width is whole
+// vectors (64^3, 1 thread: packing was 11% of the product's profile).
+constexpr int64_t kDirectBFloats = 8192;
+bool direct_b(int64_t M, int64_t N, int64_t K, int64_t b_col_stride) {
+  return b_col_stride == 1 && N * K <= kDirectBFloats && direct_a(M, N, K);
+}
+
 // A packed by pack_a: K blocks of rows_rounded rows each; row_offset is where this product's
 // first row sits in them (a thread's share of the rows).
 struct PrepackedA {
@@ -81,6 +89,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   const int64_t mc_max = kMCRows / mr * mr;  // a block of whole panels: none straddles two blocks
   thread_local AlignedBuffer a_buffer, b_buffer;
   const bool read_a_in_place = !prepacked && direct_a(M, N, K);
+  const bool read_b_in_place = direct_b(M, N, K, b_col_stride);
   float* a_packed = prepacked || read_a_in_place ? nullptr : a_buffer.get(round_up(std::min(mc_max, M), mr) * kc_max);
   float* b_packed = b_buffer.get((std::min(kNCCols, N) + panel_cols - 1) / panel_cols * nr * kc_max);
   for (int64_t pc = 0; pc < K; pc += kKC) {
@@ -102,19 +111,23 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
       for (int64_t jc = 0; jc < N; jc += kNCCols) {
         const int64_t nc = std::min(kNCCols, N - jc);
         const int64_t n_panels = (nc + panel_cols - 1) / panel_cols;
+        const auto in_place = [&](int64_t j0) { return read_b_in_place && (N - j0 >= panel_cols || N % width == 0); };
         for (int64_t jp = 0; jp < n_panels; ++jp) {
           const int64_t j0 = jc + jp * panel_cols;
-          kernels.pack_b(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
-                         std::min(panel_cols, N - j0), kc, b_packed + jp * nr * kc);
+          if (!in_place(j0))
+            kernels.pack_b(b + pc * b_row_stride + j0 * b_col_stride, b_row_stride, b_col_stride,
+                           std::min(panel_cols, N - j0), kc, b_packed + jp * nr * kc);
         }
         for (int64_t ip = 0; ip < m_panels; ++ip)
           for (int64_t jp = 0; jp < n_panels; ++jp) {
             const int64_t i0 = ic + ip * mr, j0 = jc + jp * panel_cols;
             const int64_t cols = std::min(panel_cols, N - j0);
             const float* a_panel = read_a_in_place ? a + i0 * a_row_stride + pc * a_col_stride : a_block + ip * mr * kc;
+            const bool b_in_place = in_place(j0);
             kernels.micro[(cols + width - 1) / width - 1](
                 kc, a_panel, read_a_in_place ? a_row_stride : 1, read_a_in_place ? a_col_stride : mr,
-                b_packed + jp * nr * kc, c + i0 * ldc + j0, ldc, std::min(mr, M - i0), cols, alpha, block_beta);
+                b_in_place ? b + pc * b_row_stride + j0 : b_packed + jp * nr * kc, b_in_place ? b_row_stride : nr,
+                c + i0 * ldc + j0, ldc, std::min(mr, M - i0), cols, alpha, block_beta);
           }
       }
     }

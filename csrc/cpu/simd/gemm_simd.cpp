@@ -27,11 +27,14 @@ constexpr int kVecs = 2;
 #endif
 constexpr int kNR = kVecs * kWidth;
 
-// acc += A(0:kMR, 0:kc) B_panel, A(i, k) = a[i*a_row_stride + k*a_col_stride]. Rows past `rows`
-// repeat the last one (in bounds; the caller drops their results).
-template <int kTileVecs, bool kPackedA>
+// acc += A(0:kMR, 0:kc) B(0:kc, 0:kTileVecs*kWidth), A(i, k) = a[i*a_row_stride + k*a_col_stride],
+// B(k, j) = b[k*b_row_stride + j]. kPacked: both come from pack_a/pack_b, and their strides are
+// the constants the unrolled loop folds into its addresses. Rows past `rows` repeat the last one
+// (in bounds; the caller drops their results).
+template <int kTileVecs, bool kPacked>
 [[gnu::always_inline]] inline void accumulate(vec (&acc)[kMR][kTileVecs], int64_t kc, const float* a,
-                                              int64_t a_row_stride, int64_t a_col_stride, int64_t rows, const float* b) {
+                                              int64_t a_row_stride, int64_t a_col_stride, int64_t rows, const float* b,
+                                              int64_t b_row_stride) {
   const float* row[kMR];
   for (int i = 0; i < kMR; ++i) row[i] = a + std::min<int64_t>(i, rows - 1) * a_row_stride;
   // Unrolled, the loop's pointer and counter updates take fewer of the FMA ports' issue slots.
@@ -41,30 +44,30 @@ template <int kTileVecs, bool kPackedA>
     for (int v = 0; v < kTileVecs; ++v) bv[v] = load(b + v * kWidth);
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
-      const float ai = kPackedA ? a[i] : row[i][k * a_col_stride];
+      const float ai = kPacked ? a[i] : row[i][k * a_col_stride];
 #pragma GCC unroll 4
       for (int v = 0; v < kTileVecs; ++v) acc[i][v] += ai * bv[v];
     }
     a += kMR;
-    b += kNR;
+    b += kPacked ? kNR : b_row_stride;
   }
 }
 
-// kTileVecs vectors of C columns per row; the B panel rows are kNR apart either way.
+// kTileVecs vectors of C columns per row.
 template <int kTileVecs>
-void micro(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b, float* c,
-           int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta) {
+void micro(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b,
+           int64_t b_row_stride, float* c, int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta) {
   vec acc[kMR][kTileVecs] = {};
   // C is read only after the k loop; fetching its lines now hides their miss behind the FMAs.
   for (int64_t i = 0; i < rows; ++i) {
     for (int v = 0; v < kTileVecs; ++v) __builtin_prefetch(c + i * ldc + v * kWidth, 1);
     __builtin_prefetch(c + i * ldc + kTileVecs * kWidth - 1, 1);
   }
-  // A whole packed panel (the usual case) gets constant offsets; anything else reads A as given.
-  if (a_row_stride == 1 && a_col_stride == kMR && rows == kMR)
-    accumulate<kTileVecs, true>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
+  // Whole packed panels (the usual case) get constant offsets; anything else is read as given.
+  if (a_row_stride == 1 && a_col_stride == kMR && rows == kMR && b_row_stride == kNR)
+    accumulate<kTileVecs, true>(acc, kc, a, a_row_stride, a_col_stride, rows, b, b_row_stride);
   else
-    accumulate<kTileVecs, false>(acc, kc, a, a_row_stride, a_col_stride, rows, b);
+    accumulate<kTileVecs, false>(acc, kc, a, a_row_stride, a_col_stride, rows, b, b_row_stride);
   if (rows == kMR && cols == kTileVecs * kWidth) {
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {

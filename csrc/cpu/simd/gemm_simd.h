@@ -4,11 +4,13 @@
 
 namespace fastnn::cpu {
 
-// C[0:rows, 0:cols] = alpha * sum_k A(i, k) * b_panel[k*nr + j] + beta * C, with
+// C[0:rows, 0:cols] = alpha * sum_k A(i, k) * b[k*b_row_stride + j] + beta * C, with
 // A(i, k) = a[i*a_row_stride + k*a_col_stride]: a panel from pack_a (a_row_stride 1, a_col_stride
-// mr) or A read in place. The B panel is packed and zero-padded to nr; beta == 0: C is not read.
-using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride,
-                             const float* b_panel, float* c, int64_t ldc, int64_t rows, int64_t cols, float alpha,
+// mr) or A read in place; B a panel from pack_b (b_row_stride nr) or B's rows read in place, which
+// the kernel reads whole vectors of: cols must then be a multiple of the vector width. beta == 0:
+// C is not read.
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b,
+                             int64_t b_row_stride, float* c, int64_t ldc, int64_t rows, int64_t cols, float alpha,
                              float beta);
 
 struct GemmKernels {

@@ -9,8 +9,16 @@ from ._arrays import as_float32, as_optional_float32
 __all__ = ["matmul", "matmul_backward", "linear", "linear_backward"]
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def _operands(op, a, b):
     """2-D operands go to the kernel as strided views (a transpose is packed, not copied)."""
+    # Aligned float32 matrices, the usual case, pass as they are: the checks below cost ~0.7 us
+    # of a 5 us 64^3 product.
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is _FLOAT32 and b.dtype is _FLOAT32
+            and a.ndim == 2 and b.ndim == 2 and a.flags.aligned and b.flags.aligned):
+        return a, b
     a, b = np.asarray(a), np.asarray(b)  # .ndim of an array: np.ndim took 0.5 us of a 5 us 16x16 product
     strided = a.ndim == 2 and b.ndim == 2
     return as_float32(op, "a", a, strided), as_float32(op, "b", b, strided)
