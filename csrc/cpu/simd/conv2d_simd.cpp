@@ -124,7 +124,7 @@ class Prefetcher {
  public:
   Prefetcher(const float* data, int64_t bytes, int64_t calls)
       : next_(reinterpret_cast<const char*>(data)), end_(next_ + (data ? bytes : 0)),
-        step_((bytes / kLine + calls) / std::max<int64_t>(1, calls) * kLine) {}
+        step_(data ? (bytes / kLine + calls) / std::max<int64_t>(1, calls) * kLine : 0) {}
 
   void operator()() {
     for (const char* stop = std::min(end_, next_ + step_); next_ < stop; next_ += kLine) __builtin_prefetch(next_, 0, 2);
@@ -237,15 +237,16 @@ void tap_gradients(const float* grad, int64_t channels, int64_t out_h, int64_t o
 // flight) took a fifth of the first layer's backward.
 void gather_taps(const int64_t* offsets, int64_t taps, const float* tap_grad, int64_t plane, float* grad_input) {
   const int64_t tap_stride = 2 * plane + kWidth;
-  for (int64_t first = 0, last; first < taps; first = last) {
+  for (int64_t first = 0; first < taps;) {
     const int64_t c = offsets[first] / plane;
-    for (last = first; last < taps && offsets[last] / plane == c; ++last) {
-    }
+    int64_t last = first + 1;
+    while (last < taps && offsets[last] / plane == c) ++last;
     for (int64_t j = 0; j < plane; j += kWidth) {
       vec sum{};
       for (int64_t r = first; r < last; ++r) sum += load(tap_grad + r * tap_stride + plane + j - (offsets[r] - c * plane));
       store_first(grad_input + c * plane + j, sum, std::min<int64_t>(kWidth, plane - j));
     }
+    first = last;
   }
 }
 
