@@ -44,12 +44,14 @@ def as_index(op, name, value):
     return np.require(array.astype(np.int64, copy=False), requirements=_KERNEL_LAYOUT)
 
 
+# The exact-type tests first: isinstance against a numbers ABC takes ~0.8 us, and conv2d's
+# parameters made ~15 us of such checks per call.
 def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
 
 
 def integer(op, name, value, bits=64):
@@ -91,11 +93,11 @@ def text(op, name, value):
 def pair(op, name, value, bits=64):
     """(int, int) from an int or a pair of ints, as torch.nn.functional accepts them."""
     if _is_int(value):
-        items = (value, value)
-    elif isinstance(value, (tuple, list)):
-        items = tuple(value)
-    else:
+        value = integer(op, name, value, bits)
+        return value, value
+    if not isinstance(value, (tuple, list)):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    items = tuple(value)
     if len(items) != 2 or not all(_is_int(v) for v in items):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return integer(op, name, items[0], bits), integer(op, name, items[1], bits)
