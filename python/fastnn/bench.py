@@ -2,7 +2,7 @@
 
 For each op and shape: fastnn's median time and GFLOP/s (or GB/s for memory-bound ops), the
 same for every peer that is installed, the ratio fastnn speed / peer speed, and the percentage
-of this machine's limits, measured at start (FMA peak of the ISA in use, parallel copy
+of this machine's limit measured next to each case (FMA peak of the ISA in use, parallel copy
 bandwidth: the better of regular and streaming stores). Every library is limited to the same
 thread count.
 """
@@ -177,16 +177,19 @@ def limit_threads(threads):
         return None
 
 
-def measure_peaks():
-    """FMA peak, and the streaming bandwidth as the better of a 64 MB copy (past this machine's
-    caches) with regular stores and one with streaming stores: regular stores read each
-    destination line first, so the copy moves 1.5x the bytes it is credited with."""
+def measure_peak(unit):
+    """This machine's limit for a case's unit: the FMA peak of the ISA in use, or the streaming
+    bandwidth as the better of a 64 MB copy (past this machine's caches) with regular stores and
+    one with streaming stores (regular stores read each destination line first, so the copy
+    moves 1.5x the bytes it is credited with). Measured next to each case, as a peer is: on a
+    shared host the memory bandwidth drifted 2x within minutes (30 to 68 GB/s)."""
+    if unit == "GFLOP/s":
+        return {"fma_gflops": fastnn._C._fma_peak_gflops()}
     regular, streaming = (fastnn._C._copy_bandwidth_gbps(64 << 20, streaming=s) for s in (False, True))
-    return {"fma_gflops": fastnn._C._fma_peak_gflops(), "copy_gbps": max(regular, streaming),
-            "copy_regular_gbps": regular, "copy_streaming_gbps": streaming}
+    return {"copy_gbps": max(regular, streaming), "copy_regular_gbps": regular, "copy_streaming_gbps": streaming}
 
 
-def run_cases(cases, repeats, peaks):
+def run_cases(cases, repeats):
     results = []
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape}", file=sys.stderr, flush=True)
@@ -195,12 +198,26 @@ def run_cases(cases, repeats, peaks):
             seconds = median_seconds(fn, repeats)
             row["libraries"][name] = {"ms": seconds * 1e3, "rate": case.work / seconds * 1e-9}
         fastnn_rate = row["libraries"]["fastnn"]["rate"]
-        peak = peaks["fma_gflops"] if case.unit == "GFLOP/s" else peaks["copy_gbps"]
-        row["percent_of_peak"] = 100.0 * fastnn_rate / peak
+        row["peak"] = measure_peak(case.unit)
+        row["percent_of_peak"] = 100.0 * fastnn_rate / row["peak"].get("fma_gflops", row["peak"].get("copy_gbps"))
         for name, lib in row["libraries"].items():
             lib["fastnn_ratio"] = fastnn_rate / lib["rate"]
         results.append(row)
     return results
+
+
+def peak_ranges(results):
+    """The measured limits' ranges over the run, e.g. 'FMA peak 361-370 GFLOP/s; copy bandwidth
+    29.7-68.1 GB/s (regular stores 18.0-20.1, streaming 29.7-68.1)'."""
+    def span(key, fmt):
+        values = [r["peak"][key] for r in results if key in r["peak"]]
+        return f"{min(values):{fmt}}-{max(values):{fmt}}" if values else None
+    fma, copy = span("fma_gflops", ".0f"), span("copy_gbps", ".1f")
+    parts = [f"FMA peak {fma} GFLOP/s"] if fma else []
+    if copy:
+        parts.append(f"copy bandwidth {copy} GB/s (regular stores {span('copy_regular_gbps', '.1f')}, "
+                     f"streaming {span('copy_streaming_gbps', '.1f')})")
+    return "; ".join(parts)
 
 
 def markdown_table(results, peers):
@@ -251,20 +268,18 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown op(s) {unknown}; choose from {list(OPS)}")
     limits = limit_threads(args.threads)
-    peaks = measure_peaks()
     cases = [case for name in names for case in OPS[name](args.quick)]
-    results = run_cases(cases, args.repeats, peaks)
+    results = run_cases(cases, args.repeats)
     peers = [p for p in ("numpy", "torch") if any(p in r["libraries"] for r in results)]
     info = fastnn.build_info()
     print(f"\nfastnn {info['version']} isa={info['isa']} threads={args.threads} on {platform.processor() or platform.machine()}; "
-          f"measured FMA peak {peaks['fma_gflops']:.0f} GFLOP/s, copy bandwidth {peaks['copy_gbps']:.1f} GB/s "
-          f"(regular stores {peaks['copy_regular_gbps']:.1f}, streaming {peaks['copy_streaming_gbps']:.1f})"
+          f"% peak is of the limit measured next to each case: {peak_ranges(results)}"
           + (f"; torch {torch.__version__}" if torch else "; torch not installed"))
     print("conv2d rates count direct-convolution FLOPs (fastnn's Winograd path does fewer, so % peak can pass 100%)")
     print(markdown_table(results, peers))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"build_info": info, "threads": args.threads, "peaks": peaks, "results": results}, f, indent=1)
+            json.dump({"build_info": info, "threads": args.threads, "results": results}, f, indent=1)
     if args.plot:
         plot(results, args.plot)
     if limits is not None:
