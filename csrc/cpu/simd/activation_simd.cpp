@@ -58,17 +58,27 @@ inline vec load_padded(const float* x, int64_t i, int64_t count) {
   return part;
 }
 
+// Inputs are prefetched 4 KB ahead: the exp-based ops spend so long per vector that the
+// hardware prefetcher alone kept too few lines in flight from memory (2 threads, 16M floats:
+// sigmoid 22-33 -> 37 GB/s, GELU 17-19 -> 23, sigmoid backward 28-30 -> 33-41; in L2, no change).
+constexpr int64_t kPrefetchAhead = 1024;
+
+inline vec load_prefetching(const float* p) {
+  __builtin_prefetch(p + kPrefetchAhead);
+  return load(p);
+}
+
 // y[0:n] = f(x[0:n]).
 template <class F>
 void map(int64_t n, const float* x, float* y, F f) {
-  apply<4>(n, y, [&](int64_t i) { return f(load(x + i)); },
+  apply<4>(n, y, [&](int64_t i) { return f(load_prefetching(x + i)); },
            [&](int64_t i, int64_t count) { return f(load_padded(x, i, count)); });
 }
 
 // y[0:n] = f(a[0:n], b[0:n]).
 template <int unroll = 4, class F>
 void map2(int64_t n, const float* a, const float* b, float* y, F f) {
-  apply<unroll>(n, y, [&](int64_t i) { return f(load(a + i), load(b + i)); },
+  apply<unroll>(n, y, [&](int64_t i) { return f(load_prefetching(a + i), load_prefetching(b + i)); },
                 [&](int64_t i, int64_t count) { return f(load_padded(a, i, count), load_padded(b, i, count)); });
 }
 
