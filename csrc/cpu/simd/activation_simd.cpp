@@ -90,13 +90,13 @@ inline vec copysign(vec magnitude, vec sign) {
 // 1 / (1 + e^-x), as 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 with e = e^-|x| <= 1:
 // nothing overflows and the negative tail keeps full relative precision.
 inline vec sigmoid(vec x) {
-  const vec e = exp(-abs(x));
+  const vec e = exp_nonpositive(-abs(x));
   return divide(x < 0.0f ? e : splat(1.0f), 1.0f + e);
 }
 
 // sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = e^-|x|: no 1 - s cancellation.
 inline vec sigmoid_slope(vec x) {
-  const vec e = exp(-abs(x));
+  const vec e = exp_nonpositive(-abs(x));
   const vec d = 1.0f + e;
   return divide(e, d * d);
 }
@@ -113,7 +113,7 @@ inline vec tanh(vec x) {
   q = q * z + 1.33314422036e-1f;
   q = q * z - 3.33332819422e-1f;
   const vec small = q * z * a + a;
-  const vec e = exp(-2.0f * a);
+  const vec e = exp_nonpositive(-2.0f * a);
   const vec large = divide(1.0f - e, 1.0f + e);
   return copysign(a < 0.625f ? small : large, x);
 }
@@ -132,7 +132,7 @@ inline vec gelu_tanh(vec x) { return x * sigmoid(gelu_tanh_arg(x)); }
 // sigmoid'(v) is exactly 0 the second term is 0, even when x v' overflows to inf for |x| > ~1e19.
 inline vec gelu_tanh_slope(vec x) {
   const vec v = gelu_tanh_arg(x);
-  const vec e = exp(-abs(v));
+  const vec e = exp_nonpositive(-abs(v));
   const vec r = divide(splat(1.0f), 1.0f + e);
   const vec ds = e * r * r;
   const vec dv = kGeluTwoSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
@@ -206,12 +206,12 @@ inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
 // factor * e^(-a^2/2) for a in [0, kGeluTail], exact square as above.
 inline vec scaled_half_gaussian(vec factor, vec a) {
   const Square s = exact_square(a);
-  return scaled_exp(factor, -0.5f * s.square, -0.5f * s.error);
+  return scaled_exp_nonpositive(factor, -0.5f * s.square, -0.5f * s.error);
 }
 
 inline vec gelu(vec x) {
   const vec a = abs(x);
-  const vec in_range = a > kGeluTail ? splat(kGeluTail) : a;  // NaN stays NaN
+  const vec in_range = at_most(a, kGeluTail);
   const vec x_q = scaled_half_gaussian(x * normal_tail_ratio(in_range), in_range);  // x Q(a)
   const vec y = x < 0.0f ? x_q : x - x_q;
   return a > kGeluTail ? (x < 0.0f ? x * 0.0f : x) : y;  // -inf * 0 is NaN, as in torch
@@ -224,8 +224,8 @@ inline vec gelu(vec x) {
 // a^2/2 2^-24 moves D by ~2e-8 at most, where the forward's exact square costs 6 more operations.
 inline vec gelu_slope(vec x) {
   const vec a = abs(x);
-  const vec in_range = a > kGeluTail ? splat(kGeluTail) : a;
-  const vec d = exp(-0.5f * in_range * in_range) * (in_range * kInvSqrt2Pi - normal_tail_ratio(in_range));
+  const vec in_range = at_most(a, kGeluTail);
+  const vec d = exp_nonpositive(-0.5f * in_range * in_range) * (in_range * kInvSqrt2Pi - normal_tail_ratio(in_range));
   const vec slope = x < 0.0f ? -d : 1.0f + d;
   return a > kGeluTail ? (x < 0.0f ? splat(0.0f) : splat(1.0f)) + x * 0.0f : slope;  // NaN at +-inf, as torch
 }

@@ -19,20 +19,34 @@ constexpr float kRoundingMagic = 12582912.0f;
 
 inline vec abs(vec x) { return (vec)((ivec)x & 0x7fffffff); }
 
-// x clamped to [lo, hi], NaN passed through: one max and one min (x86 max/min return the second
-// operand when either is NaN) where a compare-and-select costs two instructions each.
-inline vec clamp(vec x, float lo, float hi) {
+// min(x, hi) and max(x, lo), NaN passed through: one instruction each (x86 min/max return the
+// second operand when either is NaN) where a compare-and-select costs two.
+inline vec at_most(vec x, float hi) {
 #if defined(__AVX512F__)
-  return (vec)_mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), (__m512)x));
+  return (vec)_mm512_min_ps(_mm512_set1_ps(hi), (__m512)x);
 #elif defined(__AVX__)
-  return (vec)_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), (__m256)x));
+  return (vec)_mm256_min_ps(_mm256_set1_ps(hi), (__m256)x);
 #elif defined(__SSE__)
-  return (vec)_mm_min_ps(_mm_set1_ps(hi), _mm_max_ps(_mm_set1_ps(lo), (__m128)x));
+  return (vec)_mm_min_ps(_mm_set1_ps(hi), (__m128)x);
 #else
-  x = x < lo ? splat(lo) : x;
   return x > hi ? splat(hi) : x;
 #endif
 }
+
+inline vec at_least(vec x, float lo) {
+#if defined(__AVX512F__)
+  return (vec)_mm512_max_ps(_mm512_set1_ps(lo), (__m512)x);
+#elif defined(__AVX__)
+  return (vec)_mm256_max_ps(_mm256_set1_ps(lo), (__m256)x);
+#elif defined(__SSE__)
+  return (vec)_mm_max_ps(_mm_set1_ps(lo), (__m128)x);
+#else
+  return x < lo ? splat(lo) : x;
+#endif
+}
+
+// x clamped to [lo, hi], NaN passed through.
+inline vec clamp(vec x, float lo, float hi) { return at_most(at_least(x, lo), hi); }
 
 // a / b for finite b in [1, 16]. AVX-512: a 14-bit reciprocal estimate r and one Newton step on
 // the quotient, q + (a - q b) r, which leaves a relative error of ~2^-28 before the last rounding
@@ -87,10 +101,9 @@ inline vec times_power_of_2(vec v, vec n) {
 // in [-ln2/2, ln2/2] (ln2 split in a hi part exact in float times any n here, and a lo part),
 // e^r = 1 + r + r^2 p(r), p of degree 4 fitted to e^r's relative error (4.6e-9 with these float
 // coefficients, well under the roundings; Cephes expf's degree 5 is one FMA more), so e^x is
-// within ~1 ULP. x is clamped to [-104, 89] first: below -104 e^x rounds to 0 and above 89 the
-// scaling overflows to inf, so n never leaves [-150, 129]. NaN passes the clamp and propagates.
-inline vec scaled_exp(vec factor, vec x, vec x_lo) {
-  x = clamp(x, -104.0f, 89.0f);
+// within ~1 ULP. x must lie in [-104, 89] (or be NaN, which propagates), so n never leaves
+// [-150, 129]: scaled_exp clamps it there, callers whose x is bounded already skip the clamp.
+inline vec scaled_exp_in_range(vec factor, vec x, vec x_lo) {
   const vec n = ((x + x_lo) * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
   vec r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f + x_lo;
@@ -103,8 +116,19 @@ inline vec scaled_exp(vec factor, vec x, vec x_lo) {
   return times_power_of_2(factor * p, n);
 }
 
+// Below -104 e^x rounds to 0 and above 89 it overflows to inf; NaN passes the clamp. Most callers
+// know x <= 0 and save the upper clamp's instruction.
+inline vec scaled_exp(vec factor, vec x, vec x_lo) {
+  return scaled_exp_in_range(factor, clamp(x, -104.0f, 89.0f), x_lo);
+}
+
+inline vec scaled_exp_nonpositive(vec factor, vec x, vec x_lo) {  // x <= 0 or NaN
+  return scaled_exp_in_range(factor, at_least(x, -104.0f), x_lo);
+}
+
 // x_lo = -0, not 0: x + -0 is x for every x, so the compiler drops the additions (x + 0 is not
 // x when x is -0, so those would stay).
 inline vec exp(vec x) { return scaled_exp(splat(1.0f), x, -vec{}); }
+inline vec exp_nonpositive(vec x) { return scaled_exp_nonpositive(splat(1.0f), x, -vec{}); }
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
