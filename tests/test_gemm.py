@@ -39,7 +39,8 @@ def test_matmul_large_uses_all_blocks():
 @pytest.mark.parametrize("transpose_b", [False, True])
 def test_matmul_packed_a_path_tile_edges(transpose_a, transpose_b):
     # M*N*K past the limit below which A is read in place, so A is packed; M, N and K are off
-    # every MR, NR and KC multiple, and transposed operands go through packing too.
+    # every MR, NR and KC multiple (K's last block, 7 rows, is under one 16-row step of B's
+    # packing), and transposed operands go through packing too.
     M, N, K = 133, 517, 1031
     a = randn(K, M).T if transpose_a else randn(M, K)
     b = randn(N, K).T if transpose_b else randn(K, N)
