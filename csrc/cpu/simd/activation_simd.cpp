@@ -90,13 +90,13 @@ inline vec copysign(vec magnitude, vec sign) {
 // 1 / (1 + e^-x), as 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 with e = e^-|x| <= 1:
 // nothing overflows and the negative tail keeps full relative precision.
 inline vec sigmoid(vec x) {
-  const vec e = exp_nonpositive(-abs(x));
+  const vec e = exp_nonpositive(negative_abs(x));
   return divide(x < 0.0f ? e : splat(1.0f), 1.0f + e);
 }
 
 // sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = e^-|x|: no 1 - s cancellation.
 inline vec sigmoid_slope(vec x) {
-  const vec e = exp_nonpositive(-abs(x));
+  const vec e = exp_nonpositive(negative_abs(x));
   const vec d = 1.0f + e;
   return divide(e, d * d);
 }
@@ -132,7 +132,7 @@ inline vec gelu_tanh(vec x) { return x * sigmoid(gelu_tanh_arg(x)); }
 // sigmoid'(v) is exactly 0 the second term is 0, even when x v' overflows to inf for |x| > ~1e19.
 inline vec gelu_tanh_slope(vec x) {
   const vec v = gelu_tanh_arg(x);
-  const vec e = exp_nonpositive(-abs(v));
+  const vec e = exp_nonpositive(negative_abs(v));
   const vec r = divide(splat(1.0f), 1.0f + e);
   const vec ds = e * r * r;
   const vec dv = kGeluTwoSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);

@@ -18,6 +18,7 @@ typedef unsigned uvec __attribute__((vector_size(kWidth * sizeof(unsigned))));
 constexpr float kRoundingMagic = 12582912.0f;
 
 inline vec abs(vec x) { return (vec)((ivec)x & 0x7fffffff); }
+inline vec negative_abs(vec x) { return (vec)((ivec)x | int(0x80000000)); }  // one OR, not AND + XOR
 
 // min(x, hi) and max(x, lo), NaN passed through: one instruction each (x86 min/max return the
 // second operand when either is NaN) where a compare-and-select costs two.
