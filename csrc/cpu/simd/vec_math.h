@@ -103,8 +103,8 @@ inline vec times_power_of_2(vec v, vec n) {
 // e^r = 1 + r + r^2 p(r), p of degree 4 fitted to e^r's relative error (4.6e-9 with these float
 // coefficients, well under the roundings; Cephes expf's degree 5 is one FMA more), so e^x is
 // within ~1 ULP. All of it in Horner form, 1 + r (1 + r p(r)): one instruction fewer than
-// 1 + r + r^2 p(r), the same worst errors over the activation tests' sweep. x must lie in [-104, 89] (or be NaN, which propagates), so n never leaves
-// [-150, 129]: scaled_exp clamps it there, callers whose x is bounded already skip the clamp.
+// 1 + r + r^2 p(r), the same worst errors over the activation tests' sweep. x must lie in
+// [-104, 89] (or be NaN, which propagates), so n never leaves [-150, 129]: the callers below clamp.
 inline vec scaled_exp_in_range(vec factor, vec x, vec x_lo) {
   const vec n = ((x + x_lo) * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
   vec r = x - n * 0.693359375f;
