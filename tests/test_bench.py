@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import fastnn
 from fastnn import bench
 
 
@@ -19,6 +20,17 @@ def test_bench_reports_each_case_against_the_limit_measured_next_to_it(tmp_path,
         assert library["fastnn_ratio"] == pytest.approx(fastnn_rate / library["rate"])
     assert f"copy bandwidth {peak['copy_gbps']:.1f}-{peak['copy_gbps']:.1f} GB/s" in out
     assert "| cross_entropy fwd+bwd | 4096x1000 |" in out
+
+
+def test_bench_puts_the_thread_counts_back():
+    threads = fastnn.get_num_threads()
+    bench.main(["--quick", "--ops", "softmax", "--threads", "1", "--repeats", "1"])
+    assert fastnn.get_num_threads() == threads
+    fastnn.set_num_threads(threads + 1)  # no OpenMP limit of 1 left behind caps it
+    try:
+        assert fastnn.get_num_threads() == threads + 1
+    finally:
+        fastnn.set_num_threads(threads)
 
 
 def test_bench_rejects_unknown_ops(capsys):

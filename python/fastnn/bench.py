@@ -7,6 +7,7 @@ bandwidth: the better of regular and streaming stores). Every library is limited
 thread count.
 """
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -165,16 +166,29 @@ def median_seconds(fn, min_repeats, min_seconds=0.3):
     return statistics.median(times)
 
 
-def limit_threads(threads):
+@contextlib.contextmanager
+def limited_threads(threads):
+    """fastnn, PyTorch and NumPy's BLAS limited to `threads` inside, as they were after. The
+    threadpoolctl limit comes first: torch.set_num_threads changes the OpenMP limit that
+    threadpoolctl would otherwise record as the one to restore."""
+    before = fastnn.get_num_threads(), torch.get_num_threads() if torch else None
+    try:
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(threads)
+    except ImportError:
+        print("warning: threadpoolctl not installed; NumPy's BLAS threads are not limited", file=sys.stderr)
+        limits = None
     fastnn.set_num_threads(threads)
     if torch:
         torch.set_num_threads(threads)
     try:
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(threads)
-    except ImportError:
-        print("warning: threadpoolctl not installed; NumPy's BLAS threads are not limited", file=sys.stderr)
-        return None
+        yield
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+        fastnn.set_num_threads(before[0])
+        if torch:
+            torch.set_num_threads(before[1])
 
 
 def measure_peak(unit):
@@ -267,9 +281,9 @@ def main(argv=None):
     unknown = [n for n in names if n not in OPS]
     if unknown:
         parser.error(f"unknown op(s) {unknown}; choose from {list(OPS)}")
-    limits = limit_threads(args.threads)
     cases = [case for name in names for case in OPS[name](args.quick)]
-    results = run_cases(cases, args.repeats)
+    with limited_threads(args.threads):
+        results = run_cases(cases, args.repeats)
     peers = [p for p in ("numpy", "torch") if any(p in r["libraries"] for r in results)]
     info = fastnn.build_info()
     print(f"\nfastnn {info['version']} isa={info['isa']} threads={args.threads} on {platform.processor() or platform.machine()}; "
@@ -282,8 +296,6 @@ def main(argv=None):
             json.dump({"build_info": info, "threads": args.threads, "results": results}, f, indent=1)
     if args.plot:
         plot(results, args.plot)
-    if limits is not None:
-        limits.unregister()
 
 
 if __name__ == "__main__":
