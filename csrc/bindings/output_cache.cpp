@@ -7,9 +7,8 @@
 #include <deque>
 #include <mutex>
 
-#include <sys/mman.h>
-
 #include "bindings/common.h"
+#include "cpu/huge_pages.h"
 
 namespace fastnn::bindings {
 namespace {
@@ -26,16 +25,10 @@ std::mutex cache_mutex;
 std::deque<Block> idle;  // freed blocks, oldest first
 size_t idle_bytes = 0;
 
-// Null when out of memory. Buffers of whole 2 MiB huge pages get transparent huge pages, as
-// NumPy's large arrays do: one TLB entry per 2 MiB instead of 512.
+// Null when out of memory. Buffers of whole huge pages get them.
 void* allocate(size_t bytes) {
-  constexpr size_t kHugePage = size_t(2) << 20;
-  if (bytes < kHugePage || bytes % kHugePage) return std::aligned_alloc(64, bytes);
-  void* data = std::aligned_alloc(kHugePage, bytes);
-#ifdef MADV_HUGEPAGE
-  if (data) madvise(data, bytes, MADV_HUGEPAGE);
-#endif
-  return data;
+  if (bytes < cpu::kHugePageBytes || bytes % cpu::kHugePageBytes) return std::aligned_alloc(64, bytes);
+  return cpu::allocate_huge_pages(bytes);
 }
 
 Block take(size_t bytes) {

@@ -8,9 +8,8 @@
 #include <new>
 #include <vector>
 
-#include <sys/mman.h>
-
 #include "cpu/dispatch.h"
+#include "cpu/huge_pages.h"
 #include "cpu/parallel.h"
 
 namespace fastnn::cpu {
@@ -63,18 +62,13 @@ double copy_bandwidth_gbps(int64_t bytes, bool streaming) {
   // The buffers get transparent huge pages, as NumPy's large arrays (the bench's operands) do:
   // with 4 KB pages the streaming copy measured 30-48 GB/s where a relu forward, a streaming
   // copy in effect, moved 56 between NumPy arrays.
-  constexpr size_t kHugePage = size_t(2) << 20;
-  const size_t padded = (size_t(n) * sizeof(float) + kHugePage - 1) / kHugePage * kHugePage;
+  const size_t padded = (size_t(n) * sizeof(float) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   struct Free {
     void operator()(float* p) const { std::free(p); }
   };
-  std::unique_ptr<float, Free> source(static_cast<float*>(std::aligned_alloc(kHugePage, padded)));
-  std::unique_ptr<float, Free> destination(static_cast<float*>(std::aligned_alloc(kHugePage, padded)));
+  std::unique_ptr<float, Free> source(static_cast<float*>(allocate_huge_pages(padded)));
+  std::unique_ptr<float, Free> destination(static_cast<float*>(allocate_huge_pages(padded)));
   if (!source || !destination) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  madvise(source.get(), padded, MADV_HUGEPAGE);
-  madvise(destination.get(), padded, MADV_HUGEPAGE);
-#endif
   std::fill_n(source.get(), n, 1.0f);
   std::fill_n(destination.get(), n, 0.0f);
   const PeakKernels& kernels = *isa().peak;
