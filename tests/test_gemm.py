@@ -38,24 +38,37 @@ def test_matmul_large_uses_all_blocks():
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
 def test_matmul_packed_a_path_tile_edges(transpose_a, transpose_b):
-    # M*N*K past the limit below which A is read in place, so A is packed; M, N and K are off
-    # every MR, NR and KC multiple (K's last block, 7 rows, is under one 16-row step of B's
-    # packing), and transposed operands go through packing too.
-    M, N, K = 133, 517, 1031
+    # M*N*K past the limit below which A is read in place, and N past one block of B, so A is
+    # packed; M, N and K are off every MR, NR and KC multiple (K's last block, 7 rows, is under
+    # one 16-row step of B's packing), and transposed operands go through packing too.
+    M, N, K = 133, 805, 1031
     a = randn(K, M).T if transpose_a else randn(M, K)
     b = randn(N, K).T if transpose_b else randn(K, N)
     expected = a.astype(np.float64) @ b
     np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matmul_row_major_a_in_place_past_the_small_product_limit(transpose_b):
+    # A linear layer's shape: N within one block of B, so a row-major A is read in place even
+    # past the small-product limit; M off MR (the last panel's rows repeat row M-1, and no row past
+    # it is read), K off KC.
+    M, N, K = 67, 131, 9000
+    a = randn(M, K)
+    b = randn(N, K).T if transpose_b else randn(K, N)
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
+
+
 def test_matmul_packed_a_crosses_the_row_block_with_a_narrow_last_panel():
-    # Past the 2048-row A block with A packed, and N 5 columns past a whole number of NR panels
-    # on every ISA (48, 16, 8), so the last panel runs the one-vector kernel; K off KC. One
-    # thread: two would each take half the rows, under the block and the packing limit.
+    # Past the 2048-row A block with A packed (transposed: a row-major A is read in place when N
+    # is one block of B), and N 5 columns past a whole number of NR panels on every ISA (48, 16,
+    # 8), so the last panel runs the one-vector kernel; K off KC. One thread: two would each take
+    # half the rows, under the block and the packing limit.
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(1)
     try:
-        a, b = randn(2100, 700), randn(700, 101)
+        a, b = randn(700, 2100).T, randn(700, 101)
         expected = a.astype(np.float64) @ b
         np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
     finally:

@@ -29,7 +29,7 @@ constexpr int64_t kNCCols = 768;
 // Below ~2^21 flops (e.g. 128^3) a parallel region costs more than it saves.
 constexpr int64_t kParallelFlops = int64_t(1) << 21;
 // Up to ~400^3 multiply-adds, A is not packed (see direct_a).
-constexpr int64_t kDirectAFlops = int64_t(1) << 26;
+constexpr int64_t kSmallProductFlops = int64_t(1) << 26;
 
 struct AlignedBuffer {
   struct Free {
@@ -58,15 +58,23 @@ void scale_c(int64_t M, int64_t N, float beta, float* c, int64_t ldc) {
 // Packing A (a transpose for row-major A) costs about a cycle per element, which each element
 // repays over only N/NR micro-kernel calls: small products read A in place instead (it stays in
 // cache there). Measured on a Xeon, 1 thread: 64^3 +26%, 128^3 +15%, 256^3 +10%; from 512^3
-// on, reading A's rows (or, transposed, its columns) across pages costs more than packing.
-bool direct_a(int64_t M, int64_t N, int64_t K) { return M * N * K <= kDirectAFlops; }
+// on, reading A's rows (or, transposed, its columns) across pages costs more than packing,
+// unless N is at most one block of B: a row-major A's panel then streams its MR rows through
+// L1 for a few micro-kernel calls. 1 thread, same process, packed -> in place, 11 alternations:
+// 64x9216 @ 9216x128 (linear's forward, B transposed) 100 -> 117 GF/s (faster 11/11), 2048x96x2048
+// 93 -> 124 (10/11); AVX2 the forward 44 -> 51 (11/11). Past one block, 1024^3 and 2048^3 lost
+// 1-2% (faster 2/11 and 3/11).
+bool small_product(int64_t M, int64_t N, int64_t K) { return M * N * K <= kSmallProductFlops; }
+bool direct_a(int64_t M, int64_t N, int64_t K, int64_t a_col_stride) {
+  return small_product(M, N, K) || (a_col_stride == 1 && N <= kNCCols);
+}
 
 // Packing B costs a load and a store per element, repaid over M/MR micro-kernel calls; a small
 // row-major B that stays in L1 is read in place instead, in the panels whose width is whole
 // vectors (64^3, 1 thread: packing was 11% of the product's profile).
 constexpr int64_t kDirectBFloats = 8192;
 bool direct_b(int64_t M, int64_t N, int64_t K, int64_t b_col_stride) {
-  return b_col_stride == 1 && N * K <= kDirectBFloats && direct_a(M, N, K);
+  return b_col_stride == 1 && N * K <= kDirectBFloats && small_product(M, N, K);
 }
 
 // A row-major B is packed kPackBRows rows at a time across all the block's panels, not a whole
@@ -96,7 +104,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   const int64_t kc_max = std::min(kKC, K);
   const int64_t mc_max = kMCRows / mr * mr;  // a block of whole panels: none straddles two blocks
   thread_local AlignedBuffer a_buffer, b_buffer;
-  const bool read_a_in_place = !prepacked && direct_a(M, N, K);
+  const bool read_a_in_place = !prepacked && direct_a(M, N, K, a_col_stride);
   const bool read_b_in_place = direct_b(M, N, K, b_col_stride);
   float* a_packed = prepacked || read_a_in_place ? nullptr : a_buffer.get(round_up(std::min(mc_max, M), mr) * kc_max);
   float* b_packed = b_buffer.get((std::min(kNCCols, N) + panel_cols - 1) / panel_cols * nr * kc_max);
