@@ -289,6 +289,11 @@ struct WinogradPlan {
   int64_t block_images;                  // images per block
   int64_t row;                           // a transformed block's row: its tiles plus a vector of slack
   int64_t half, split_rows;              // the parity-split input's half-row and rows per channel
+
+  // Floats from one xi's array to the next, a cache line more than its channels' rows: the
+  // transforms read or write all 16 at once, and 32 or 64 rows of 160 floats put the 16 in one L1
+  // set (a multiple of 4 KiB apart, 12 ways), where each vector missed.
+  int64_t xi_stride(int64_t channels) const { return channels * row + 16; }
 };
 
 WinogradPlan winograd_plan(const Conv2dShape& s, int64_t width) {
@@ -365,18 +370,18 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
     const int64_t split_size = in * p.split_rows * 2 * p.half;
     float* split = winograd_scratch(0, split_size);
     std::fill_n(split, split_size, 0.0f);
-    float* v = winograd_scratch(1, 16 * in * row);
-    float* m = winograd_scratch(2, 16 * out * row);
+    float* v = winograd_scratch(1, 16 * p.xi_stride(in));
+    float* m = winograd_scratch(2, 16 * p.xi_stride(out));
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
       if (tb == 0) split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
-      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, in * row,
+      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, p.xi_stride(in),
                              row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
-        kernels.direct_forward(v + xi * in * row, 0, channel_rows.data(), in, u.data() + xi * blocks * in * block,
-                               zeros.data(), out, m + xi * out * row, row, 1, tiles);
+        kernels.direct_forward(v + xi * p.xi_stride(in), 0, channel_rows.data(), in, u.data() + xi * blocks * in * block,
+                               zeros.data(), out, m + xi * p.xi_stride(out), row, 1, tiles);
     }, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
-      kernels.winograd_output(m + offset, out * row, row, out, rows, p.tiles_w, bias,
+      kernels.winograd_output(m + offset, p.xi_stride(out), row, out, rows, p.tiles_w, bias,
                               output + n * out * out_plane + 2 * tb * s.out_w, out_plane, s.out_h - 2 * tb, s.out_w);
     });
   });
@@ -434,18 +439,18 @@ void winograd_backward_weight(const Conv2dShape& s, const Geometry& g, const flo
     const int64_t split_size = in * p.split_rows * 2 * p.half;
     float* split = winograd_scratch(0, split_size);
     std::fill_n(split, split_size, 0.0f);
-    float* v = winograd_scratch(1, 16 * in * row);
-    float* q = winograd_scratch(2, 16 * out * row);
+    float* v = winograd_scratch(1, 16 * p.xi_stride(in));
+    float* q = winograd_scratch(2, 16 * p.xi_stride(out));
     std::vector<float> du(16 * out * in, 0.0f);
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
       if (tb == 0) split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
-      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, in * row,
+      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, p.xi_stride(in),
                              row);
       kernels.winograd_gradient(grad_output + n * out * g.out_plane + 2 * tb * s.out_w, g.out_plane, s.out_h - 2 * tb,
-                                s.out_w, out, rows, p.tiles_w, q + offset, out * row, row);
+                                s.out_w, out, rows, p.tiles_w, q + offset, p.xi_stride(out), row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
-        gemm(out, in, tiles, 1.0f, q + xi * out * row, row, 1, v + xi * in * row, 1, row, 1.0f,
+        gemm(out, in, tiles, 1.0f, q + xi * p.xi_stride(out), row, 1, v + xi * p.xi_stride(in), 1, row, 1.0f,
              du.data() + xi * out * in, in);
     }, [](int64_t, int64_t, int64_t, int64_t) {});
     for (int64_t o = 0; o < out; ++o)

@@ -358,6 +358,21 @@ void scatter_add_rows(const float* src, int64_t src_row_stride, int64_t rows, in
   }
 }
 
+// x[xi] to dst + xi * xi_stride, xi < 16, for the transforms. The 16 arrays of a block live in
+// L2 (0.7 MB for 64 channels of 13x13 tiles) and a store that misses L1 waits for its line, so the
+// lines 3 ahead in each array, which the next tile rows write, are fetched first: 64 channels of
+// 13x13 tiles, 46 -> 30 ns per vector of tiles. The pointer steps from array to array, opaque to
+// the compiler, which otherwise keeps 16 pointers and spills them (60 -> 46 ns).
+void store_transformed(const vec (&x)[16], float* dst, int64_t xi_stride) {
+  constexpr int64_t kAhead = 48;
+  for (int xi = 0; xi < 16; ++xi) {
+    __builtin_prefetch(dst + kAhead, 1);
+    store(dst, x[xi]);
+    dst += xi_stride;
+    asm("" : "+r"(dst));
+  }
+}
+
 // V = B^T d B for the 4x4 input tiles d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]:
 // 16 loads, 32 adds and 16 stores per vector of tiles.
 void winograd_input(const float* split, int64_t split_rows, int64_t half, int64_t channels, int64_t tile_rows,
@@ -380,13 +395,14 @@ void winograd_input(const float* split, int64_t split_rows, int64_t half, int64_
           t[2][j] = d[2][j] - d[1][j];
           t[3][j] = d[1][j] - d[3][j];
         }
-        float* dst = v + c * row + th * tiles_w + tw;
+        vec x[16];
         for (int i = 0; i < 4; ++i) {
-          store(dst + (4 * i + 0) * xi_stride, t[i][0] - t[i][2]);
-          store(dst + (4 * i + 1) * xi_stride, t[i][1] + t[i][2]);
-          store(dst + (4 * i + 2) * xi_stride, t[i][2] - t[i][1]);
-          store(dst + (4 * i + 3) * xi_stride, t[i][1] - t[i][3]);
+          x[4 * i + 0] = t[i][0] - t[i][2];
+          x[4 * i + 1] = t[i][1] + t[i][2];
+          x[4 * i + 2] = t[i][2] - t[i][1];
+          x[4 * i + 3] = t[i][1] - t[i][3];
         }
+        store_transformed(x, v + c * row + th * tiles_w + tw, xi_stride);
       }
 }
 
@@ -418,13 +434,14 @@ void winograd_gradient(const float* grad, int64_t plane, int64_t rows, int64_t o
           t[2][j] = g[0][j] - g[1][j];
           t[3][j] = -g[1][j];
         }
-        float* dst = q + o * row + th * tiles_w + tw;
+        vec x[16];
         for (int i = 0; i < 4; ++i) {
-          store(dst + (4 * i + 0) * xi_stride, t[i][0]);
-          store(dst + (4 * i + 1) * xi_stride, t[i][0] + t[i][1]);
-          store(dst + (4 * i + 2) * xi_stride, t[i][0] - t[i][1]);
-          store(dst + (4 * i + 3) * xi_stride, -t[i][1]);
+          x[4 * i + 0] = t[i][0];
+          x[4 * i + 1] = t[i][0] + t[i][1];
+          x[4 * i + 2] = t[i][0] - t[i][1];
+          x[4 * i + 3] = -t[i][1];
         }
+        store_transformed(x, q + o * row + th * tiles_w + tw, xi_stride);
       }
 }
 
