@@ -117,9 +117,11 @@ def _max_pool_taps(shape, kernel_size, stride, padding, dilation, ceil_mode):
     return (OH, OW), taps
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+               relu=False):
     """Padding is -inf; the index is the first maximum in window order (np.argmax's rule), or
-    -1 for a window with no input tap."""
+    -1 for a window with no input tap. relu: max_pool2d(relu(input)), whose index is -1 where
+    the window's max is not positive (relu's gradient there is 0)."""
     x = f64(input)
     W = x.shape[-1]
     (OH, OW), taps = _max_pool_taps(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
@@ -130,15 +132,16 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
             values = np.stack([x[..., r, c] for r, c in window], axis=-1)
             rows, cols = np.array(window).T
             first = np.argmax(values, axis=-1)
-            out[..., oh, ow] = np.max(values, axis=-1)
-            indices[..., oh, ow] = rows[first] * W + cols[first]
+            best, at = np.max(values, axis=-1), rows[first] * W + cols[first]
+            out[..., oh, ow] = np.where(best < 0, 0.0, best) if relu else best
+            indices[..., oh, ow] = np.where(best > 0, at, -1) if relu else at
     return (out, indices) if return_indices else out
 
 
 def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                        return_indices=False):
+                        return_indices=False, relu=False):
     x, g = f64(input), f64(grad_output)
-    _, indices = max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+    _, indices = max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True, relu=relu)
     H, W = x.shape[-2:]
     grad = np.zeros((g[..., 0, 0].size, H * W))
     outputs = indices.shape[-2] * indices.shape[-1]

@@ -44,6 +44,8 @@ def seeded_dropout(p):
     (lambda x, w: F.linear(x, w), [randn(2, 5, 3), randn(4, 3)], ()),
     (lambda x: F.max_pool2d(x, 2), [distinct(2, 3, 6, 6)], ()),
     (lambda x: F.max_pool2d(x, 3, stride=2, padding=1), [distinct(1, 2, 7, 7) - 4], ()),
+    (lambda x: F.relu_max_pool2d(x, 2), [distinct(2, 3, 6, 8) - 10.05], ()),
+    (lambda x: F.relu_max_pool2d(x, 3, stride=2, padding=1), [distinct(1, 2, 7, 7) - 7.05], ()),
     (lambda x: F.avg_pool2d(x, 2), [randn(2, 3, 6, 6)], ()),
     (lambda x: F.avg_pool2d(x, 3, 2, padding=1, count_include_pad=False), [randn(1, 2, 7, 7)], ()),
     (lambda x: F.relu(x), [randn(3, 4, low=0.1)], ()),
@@ -322,6 +324,31 @@ def test_sequential():
     assert "(fc): Linear(in_features=2, out_features=3, bias=True)" in repr(named)
     blocks = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
     assert len(list(blocks.parameters())) == 6 and len(blocks) == 3
+
+
+def test_sequential_runs_a_relu_then_a_max_pool_as_one_op():
+    x = fastnn.tensor(distinct(2, 3, 8, 8) - 30.05, requires_grad=True)
+    grad = randn(2, 3, 4, 4)
+    fused = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))(x)
+    assert fused.grad_fn.name == "MaxPool2d"
+    fused.backward(fastnn.tensor(grad))
+    fused_grad, x.grad = x.grad.numpy().copy(), None
+    apart = nn.MaxPool2d(2)(nn.ReLU()(x))  # what the two modules compute one after the other
+    assert apart.grad_fn.name == "MaxPool2d" and apart.grad_fn.parents[0].grad_fn.name == "Relu"
+    apart.backward(fastnn.tensor(grad))
+    np.testing.assert_array_equal(fused.detach().numpy(), apart.detach().numpy())
+    np.testing.assert_array_equal(fused_grad, x.grad.numpy())
+    assert (fused_grad != 0).any() and (apart.detach().numpy() == 0).any()
+    # Not fused: a MaxPool2d returning indices, and a ReLU subclass (its forward may differ).
+    out, indices = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))(x)
+    assert out.grad_fn.parents[0].grad_fn.name == "Relu" and indices.shape == out.shape
+
+    class Shifted(nn.ReLU):
+        def forward(self, input):
+            return F.relu(input) + 1
+
+    np.testing.assert_array_equal(nn.Sequential(Shifted(), nn.MaxPool2d(2))(x).detach().numpy(),
+                                  apart.detach().numpy() + 1)
 
 
 @pytest.mark.parametrize("layer, shape, out_shape", [

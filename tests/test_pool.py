@@ -48,6 +48,21 @@ def test_max_pool2d(kwargs, shape):
                                   fastnn.ops.max_pool2d_backward(grad, x, **kwargs)[0])
 
 
+@pytest.mark.parametrize("kwargs,shape", list(zip(MAX_CASES, itertools.cycle(SHAPES))), ids=str)
+def test_relu_max_pool2d(kwargs, shape):
+    # Values 0.05 off a multiple of 0.1: about half the windows have a non-positive max, and no
+    # value is within the finite difference's step of relu's kink at 0.
+    x = distinct(*shape) + np.float32(0.05)
+    kwargs = dict(kwargs, relu=True)
+    check_op("max_pool2d", [x], kwargs, reduction=9)
+    out, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    np.testing.assert_array_equal(indices, reference.max_pool2d(x, **kwargs, return_indices=True)[1])
+    np.testing.assert_array_equal(out, fastnn.ops.max_pool2d(fastnn.ops.relu(x), **dict(kwargs, relu=False)))
+    grad = randn(*out.shape)
+    np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, **kwargs, saved=indices)[0],
+                                  fastnn.ops.max_pool2d_backward(grad, x, **kwargs)[0])
+
+
 @pytest.mark.parametrize("kwargs,shape", list(zip(AVG_CASES, itertools.cycle(SHAPES))), ids=str)
 def test_avg_pool2d(kwargs, shape):
     check_op("avg_pool2d", [randn(*shape)], kwargs, reduction=9)
@@ -174,52 +189,58 @@ def test_errors_name_the_argument(call, error, match):
 
 
 # 2x2 stride-2 pooling without padding has kernels of its own (every ISA). Output widths: 35
-# and 37 (full vectors, then a partial one), 16 (exact), 4 (narrower than a vector); odd
-# heights and widths leave a last row or column that no window covers.
-WHOLE_2X2_SHAPES = [(2, 3, 10, 70), (1, 2, 11, 75), (1, 1, 4, 32), (2, 2, 7, 9)]
+# and 37 (full vectors, then a partial one), 16 (exact), 12 and 5 (half-width vectors on
+# AVX-512 and AVX2), 4 (narrower than a vector); odd heights and widths leave a last row or
+# column that no window covers.
+WHOLE_2X2_SHAPES = [(2, 3, 10, 70), (1, 2, 11, 75), (1, 1, 4, 32), (2, 3, 6, 24), (1, 2, 5, 11), (2, 2, 7, 9)]
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("shape", WHOLE_2X2_SHAPES, ids=str)
-def test_max_pool2d_2x2_fast_path(shape):
+def test_max_pool2d_2x2_fast_path(shape, relu):
     x = distinct(*shape)
-    out, indices = fastnn.ops.max_pool2d(x, 2, return_indices=True)
-    expected, expected_indices = reference.max_pool2d(x, 2, return_indices=True)
+    out, indices = fastnn.ops.max_pool2d(x, 2, return_indices=True, relu=relu)
+    expected, expected_indices = reference.max_pool2d(x, 2, return_indices=True, relu=relu)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(indices, expected_indices)
     grad = randn(*out.shape)
-    expected_grad = reference.max_pool2d_backward(grad, x, 2)[0]
+    expected_grad = reference.max_pool2d_backward(grad, x, 2, relu=relu)[0]
     for saved in [None, indices]:
-        np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0], expected_grad, rtol=1e-6)
+        np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, relu=relu, saved=saved)[0],
+                                   expected_grad, rtol=1e-6)
 
 
-def general_2x2(x, grad):
+def general_2x2(x, grad, relu):
     """max_pool2d 2x2 and its backward through the general kernel, over the same whole windows:
     a row and a column of NaN appended and ceil_mode make the last windows partial."""
     n, c, h, w = x.shape
     padded = np.full((n, c, h + 1 + h % 2, w + 1 + w % 2), np.nan, np.float32)
     padded[:, :, :h, :w] = x
-    out, indices = fastnn.ops.max_pool2d(padded, 2, ceil_mode=True, return_indices=True)
+    out, indices = fastnn.ops.max_pool2d(padded, 2, ceil_mode=True, return_indices=True, relu=relu)
     oh, ow = h // 2, w // 2
     rows, cols = np.divmod(indices[:, :, :oh, :ow], padded.shape[-1])
     big_grad = np.zeros(out.shape, np.float32)
     big_grad[:, :, :oh, :ow] = grad
-    grad_input = fastnn.ops.max_pool2d_backward(big_grad, padded, 2, ceil_mode=True)[0]
-    return out[:, :, :oh, :ow], rows * w + cols, grad_input[:, :, :h, :w]
+    grad_input = fastnn.ops.max_pool2d_backward(big_grad, padded, 2, ceil_mode=True, relu=relu)[0]
+    return out[:, :, :oh, :ow], np.where(indices[:, :, :oh, :ow] < 0, -1, rows * w + cols), grad_input[:, :, :h, :w]
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("shape", WHOLE_2X2_SHAPES, ids=str)
-def test_max_pool2d_2x2_ties_and_nan_as_the_general_kernel(shape):
-    # Values from {0, 1, NaN}: most windows tie (the first in window order wins) and many hold
-    # one or more NaNs (a NaN wins), decided as the general kernel decides them.
-    x = rng.choice(np.array([0.0, 1.0, np.nan], np.float32), size=shape, p=[0.45, 0.45, 0.1])
+def test_max_pool2d_2x2_ties_and_nan_as_the_general_kernel(shape, relu):
+    # Values from {-1, 0, 1, NaN}: most windows tie (the first in window order wins) and many
+    # hold one or more NaNs (a NaN wins), decided as the general kernel decides them; with relu,
+    # windows of -1 and 0 have no argmax.
+    x = rng.choice(np.array([-1.0, 0.0, 1.0, np.nan], np.float32), size=shape, p=[0.2, 0.3, 0.4, 0.1])
     grad = randn(*shape[:2], shape[2] // 2, shape[3] // 2)
-    out, indices = fastnn.ops.max_pool2d(x, 2, return_indices=True)
-    expected, expected_indices, expected_grad = general_2x2(x, grad)
+    out, indices = fastnn.ops.max_pool2d(x, 2, return_indices=True, relu=relu)
+    expected, expected_indices, expected_grad = general_2x2(x, grad, relu)
     assert np.isnan(out).any() and (out == 1).any()
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(indices, expected_indices)
     for saved in [None, indices]:
-        np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0], expected_grad)
+        np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, 2, relu=relu, saved=saved)[0],
+                                      expected_grad)
 
 
 def test_max_pool2d_2x2_backward_with_hand_made_indices():

@@ -98,7 +98,7 @@ int64_t check_divisor(const char* op, const std::optional<int>& divisor_override
 }
 
 py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pair& stride, const Pair& padding,
-                      const Pair& dilation, bool ceil_mode, bool return_indices) {
+                      const Pair& dilation, bool ceil_mode, bool return_indices, bool relu) {
   const PoolShape p = max_pool_shape(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode);
   auto output = new_array(p.out);
   float* out = data_of(output);
@@ -111,7 +111,7 @@ py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pai
   }
   {
     py::gil_scoped_release release;
-    cpu::max_pool2d(p.s, data_of(input), out, indices_data);
+    cpu::max_pool2d(p.s, data_of(input), out, indices_data, relu);
   }
   if (return_indices) return py::make_tuple(output, indices);
   return output;
@@ -119,7 +119,7 @@ py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pai
 
 py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& input, const Pair& kernel_size,
                               const Pair& stride, const Pair& padding, const Pair& dilation, bool ceil_mode,
-                              const py::object& saved) {
+                              const py::object& saved, bool relu) {
   const char* op = "max_pool2d_backward";
   const PoolShape p = max_pool_shape(input, op, kernel_size, stride, padding, dilation, ceil_mode);
   check_grad_output(grad_output, op, p.out);
@@ -147,7 +147,7 @@ py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& inp
   float* grad = data_of(grad_input);
   {
     py::gil_scoped_release release;
-    cpu::max_pool2d_backward(p.s, data_of(grad_output), data_of(input), indices, grad);
+    cpu::max_pool2d_backward(p.s, data_of(grad_output), data_of(input), indices, grad, relu);
   }
   return py::make_tuple(grad_input);
 }
@@ -186,10 +186,10 @@ py::tuple avg_pool2d_backward(const py::array& grad_output, const py::array& inp
 
 void bind_pool(py::module_& m) {
   m.def("max_pool2d", &max_pool2d, py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("ceil_mode"), py::arg("return_indices"));
+        py::arg("dilation"), py::arg("ceil_mode"), py::arg("return_indices"), py::arg("relu") = false);
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("input"),
         py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
-        py::arg("saved") = py::none());
+        py::arg("saved") = py::none(), py::arg("relu") = false);
   m.def("avg_pool2d", &avg_pool2d, py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
         py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override") = py::none());
   m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"), py::arg("input"),

@@ -69,9 +69,10 @@ struct ArgmaxScratch {
 // Pools output row oh into best and, if best_at is not null, each window's argmax offset in
 // the plane (or -1) into best_at. torch's running-max rule: a tap replaces the max when
 // greater, when NaN (so NaN propagates), or when it is the window's first input tap (so an all
-// -inf window still has an argmax); ties keep the earlier tap.
+// -inf window still has an argmax); ties keep the earlier tap. With relu, a window with input
+// taps gets relu(max), and no argmax where the max is not positive (relu's gradient there is 0).
 void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* best, int64_t* best_at,
-                  ArgmaxScratch& scratch) {
+                  ArgmaxScratch& scratch, bool relu) {
   int32_t* best_sweep = scratch.sweep.data();
   scratch.sweep_start.clear();
   std::fill(best, best + s.out_w, -std::numeric_limits<float>::infinity());
@@ -87,6 +88,12 @@ void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* b
       best_sweep[ow] = take ? n : best_sweep[ow];
     }
   });
+  if (relu)
+    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      if (best_sweep[ow] < 0) continue;
+      best_sweep[ow] = best[ow] > 0 ? best_sweep[ow] : -1;
+      best[ow] = best[ow] < 0 ? 0.0f : best[ow];  // NaN passes, as relu's kernel lets it
+    }
   if (!best_at) return;
   // Locals, not s.* or the vector: a store to best_at (int64) could alias them, and GCC would
   // reload them for every column.
@@ -128,23 +135,23 @@ bool is_whole_2x2(const Pool2dShape& s) {
          s.in_h * s.in_w <= std::numeric_limits<int32_t>::max();
 }
 
-void max_pool_2x2(const Pool2dShape& s, const float* input, float* output, int64_t* indices) {
+void max_pool_2x2(const Pool2dShape& s, const float* input, float* output, int64_t* indices, bool relu) {
   const auto plane = isa().pool->max_2x2;
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t o = p * s.out_h * s.out_w;
-      plane(s, input + p * s.in_h * s.in_w, output + o, indices ? indices + o : nullptr);
+      plane(s, input + p * s.in_h * s.in_w, output + o, indices ? indices + o : nullptr, relu);
     }
   });
 }
 
 void max_pool_2x2_backward(const Pool2dShape& s, const float* grad_output, const float* input,
-                           const int64_t* indices, float* grad_input) {
+                           const int64_t* indices, float* grad_input, bool relu) {
   const auto plane = isa().pool->max_2x2_backward;
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t o = p * s.out_h * s.out_w, i = p * s.in_h * s.in_w;
-      if (!plane(s, grad_output + o, indices ? indices + o : nullptr, input + i, grad_input + i)) continue;
+      if (!plane(s, grad_output + o, indices ? indices + o : nullptr, input + i, grad_input + i, relu)) continue;
       // Offsets outside their own window (possible only in a hand-made `saved`) are added on top.
       for (int64_t oh = 0; oh < s.out_h; ++oh)
         for (int64_t ow = 0; ow < s.out_w; ++ow) {
@@ -158,24 +165,24 @@ void max_pool_2x2_backward(const Pool2dShape& s, const float* grad_output, const
 
 }  // namespace
 
-void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices) {
-  if (is_whole_2x2(s)) return max_pool_2x2(s, input, output, indices);
+void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices, bool relu) {
+  if (is_whole_2x2(s)) return max_pool_2x2(s, input, output, indices, relu);
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
     ArgmaxScratch scratch(s.out_w);
     for (int64_t p = begin; p < end; ++p)
       for (int64_t oh = 0; oh < s.out_h; ++oh) {
         const int64_t o = (p * s.out_h + oh) * s.out_w;
-        max_pool_row(s, input + p * s.in_h * s.in_w, oh, output + o, indices ? indices + o : nullptr, scratch);
+        max_pool_row(s, input + p * s.in_h * s.in_w, oh, output + o, indices ? indices + o : nullptr, scratch, relu);
       }
   });
 }
 
 void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const float* input,
-                         const int64_t* indices, float* grad_input) {
-  // With saved indices, rows narrower than a vector scatter faster than they stage through the
-  // plane kernel's padded copies (the demo's 64x64x24x24, 1 thread: 1.5 vs 3.9 ms).
+                         const int64_t* indices, float* grad_input, bool relu) {
+  // With saved indices, rows narrower than the plane kernel's narrowest vector scatter faster
+  // than they stage through its padded copies (256x32x14x14, AVX-512, 1 thread: 0.85 vs 2.4 ms).
   const bool narrow_saved = indices && s.out_w < isa().pool->windows_per_vector;
-  if (is_whole_2x2(s) && !narrow_saved) return max_pool_2x2_backward(s, grad_output, input, indices, grad_input);
+  if (is_whole_2x2(s) && !narrow_saved) return max_pool_2x2_backward(s, grad_output, input, indices, grad_input, relu);
   parallel_for(s.planes, planes_per_thread(s), [&](int64_t begin, int64_t end) {
     ArgmaxScratch scratch(indices ? 0 : s.out_w);
     std::vector<float> best(indices ? 0 : s.out_w);
@@ -186,7 +193,7 @@ void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const f
       for (int64_t oh = 0; oh < s.out_h; ++oh) {
         const int64_t o = (p * s.out_h + oh) * s.out_w;
         const int64_t* at = indices ? indices + o : best_at.data();
-        if (!indices) max_pool_row(s, input + p * s.in_h * s.in_w, oh, best.data(), best_at.data(), scratch);
+        if (!indices) max_pool_row(s, input + p * s.in_h * s.in_w, oh, best.data(), best_at.data(), scratch, relu);
         // Overlapping windows can pick the same input, hence +=.
         for (int64_t ow = 0; ow < s.out_w; ++ow)
           if (at[ow] >= 0) grad_plane[at[ow]] += grad_output[o + ow];

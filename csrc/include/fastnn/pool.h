@@ -22,12 +22,15 @@ struct Pool2dShape {
 // indices (may be null) receives the argmax as the offset ih * in_w + iw within its plane, or
 // -1 for a window whose taps all fall in padding (possible only with dilation). The window
 // may have at most 2^31 - 1 taps (kernel_h * kernel_w), which the kernel numbers in int32.
-void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices);
+// relu fuses a relu before the pooling (max_pool2d(relu(input)) = relu(max_pool2d(input))):
+// then a window with input taps outputs relu of its max, and its index is -1 where that max is
+// not positive, relu's gradient there being 0.
+void max_pool2d(const Pool2dShape& s, const float* input, float* output, int64_t* indices, bool relu = false);
 // grad_input = grad_output scattered to each window's argmax and summed where windows overlap.
 // indices come from max_pool2d (each in [-1, in_h * in_w); -1 scatters nothing), or are null
-// to recompute the argmax from input.
+// to recompute the argmax from input (by the forward's relu rule when relu is set).
 void max_pool2d_backward(const Pool2dShape& s, const float* grad_output, const float* input,
-                         const int64_t* indices, float* grad_input);
+                         const int64_t* indices, float* grad_input, bool relu = false);
 
 // output = the sum over each window divided by divisor_override when it is non-zero, else by
 // the window's size: counting padding (but not the overhang ceil_mode allows past it) when

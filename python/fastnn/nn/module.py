@@ -39,6 +39,11 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def _fused_with(self, following):
+        """A function computing following(self(x)) as one op, or None (Sequential asks each of its
+        modules about the next)."""
+        return None
+
     # ---- registration ----
 
     def _registry(self, name):
@@ -316,8 +321,12 @@ class Sequential(_ModuleSequence):
         return Sequential(collections.OrderedDict(items))
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            fused = modules[i]._fused_with(modules[i + 1]) if i + 1 < len(modules) else None
+            input = (fused or modules[i])(input)
+            i += 2 if fused else 1
         return input
 
 

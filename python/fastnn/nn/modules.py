@@ -140,6 +140,14 @@ class ReLU(Module):
     def forward(self, input):
         return F.relu(input)
 
+    def _fused_with(self, following):
+        # A MaxPool2d after a ReLU (the demo's conv -> relu -> pool) pools relu(x) in one pass
+        # each way, with no relu output or relu backward pass in between.
+        if type(self) is ReLU and type(following) is MaxPool2d and not following.return_indices:
+            return lambda input: F.relu_max_pool2d(input, following.kernel_size, following.stride,
+                                                   following.padding, following.dilation, following.ceil_mode)
+        return None
+
 
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01, inplace=False):

@@ -14,25 +14,29 @@ def _window(op, kernel_size, stride, padding):
             pair(op, "padding", padding, bits=32))
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+               relu=False):
     """The maximum over each window, padding counting as -inf (NaN wins; ties go to the first
     in window order). With return_indices, returns (output, indices): each window's argmax as an
     int64 offset ih * W + iw into its input plane, as torch gives it, or -1 for a window that
-    lies wholly in padding (possible only with dilation)."""
+    lies wholly in padding (possible only with dilation). relu=True pools relu(input) in the same
+    pass (fastnn's own): a window's output is relu of its max, and its index -1 where that max is
+    not positive (relu's gradient there is 0)."""
     op = "max_pool2d"
     return _C.max_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
-                         pair(op, "dilation", dilation, bits=32), bool(ceil_mode), bool(return_indices))
+                         pair(op, "dilation", dilation, bits=32), bool(ceil_mode), bool(return_indices), bool(relu))
 
 
 def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                        return_indices=False, saved=None):
-    """(grad_input,) of max_pool2d. `saved`: the indices max_pool2d returned, scattered through
-    instead of recomputing each window's argmax from input. return_indices does not matter here."""
+                        return_indices=False, relu=False, saved=None):
+    """(grad_input,) of max_pool2d with the same relu. `saved`: the indices max_pool2d returned,
+    scattered through instead of recomputing each window's argmax from input. return_indices
+    does not matter here."""
     op = "max_pool2d_backward"
     indices = None if saved is None else np.require(saved, requirements=["C_CONTIGUOUS", "ALIGNED"])
     return _C.max_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
                                   *_window(op, kernel_size, stride, padding), pair(op, "dilation", dilation, bits=32),
-                                  bool(ceil_mode), indices)
+                                  bool(ceil_mode), indices, bool(relu))
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
