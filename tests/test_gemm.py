@@ -128,8 +128,9 @@ def test_matmul_transposed_views_are_not_copied_and_correct():
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("M,N,K", [(3000, 40, 50), (40, 3000, 50), (100, 100, 300)])
-def test_threads_split_tall_and_wide_products(threads, M, N, K):
+@pytest.mark.parametrize("M,N,K", [(3000, 40, 50), (40, 3000, 50), (100, 100, 300), (60, 100, 1000)])
+def test_threads_split_tall_wide_and_deep_products(threads, M, N, K):
+    # The last shape's small C over a long K splits K (1000: blocks of 256 and a partial one).
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(threads)
     try:
@@ -137,5 +138,19 @@ def test_threads_split_tall_and_wide_products(threads, M, N, K):
         expected = a.astype(np.float64) @ b
         np.testing.assert_allclose(fastnn.ops.matmul(a, b), expected, atol=1e-4 * np.abs(expected).max())
         np.testing.assert_allclose(fastnn.ops.matmul(b.T, a.T), expected.T, atol=1e-4 * np.abs(expected).max())
+    finally:
+        fastnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_linear_split_k_adds_the_bias_once(threads):
+    # linear's forward is beta = 1 on C preset to the bias; with K split, only one thread's share
+    # may start from it (37x50x1200 is past the 2^21 flops below which gemm runs on one thread).
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        x, w, b = randn(37, 1200), randn(50, 1200), randn(50)
+        expected = x.astype(np.float64) @ w.T.astype(np.float64) + b
+        np.testing.assert_allclose(fastnn.ops.linear(x, w, b), expected, atol=1e-4 * np.abs(expected).max())
     finally:
         fastnn.set_num_threads(before)
