@@ -275,7 +275,7 @@ std::vector<int64_t> row_offsets(int64_t channels, int64_t row) {
 // per call costs a page fault and a page clearing per 4 KiB every time (page faults and clearing
 // were ~15% of a demo training step's profile). Holds whatever the last user left in it.
 float* winograd_scratch(int slot, int64_t floats) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[2];
   std::vector<float>& buffer = buffers[slot];
   if (static_cast<int64_t>(buffer.size()) < floats) buffer = std::vector<float>(floats);
   return buffer.data();
@@ -288,7 +288,6 @@ struct WinogradPlan {
   int64_t tiles_h, tiles_w, block_rows;  // tile rows per block (all when it holds whole images)
   int64_t block_images;                  // images per block
   int64_t row;                           // a transformed block's row: its tiles plus a vector of slack
-  int64_t half, split_rows;              // the parity-split input's half-row and rows per channel
 
   // Floats from one xi's array to the next, a cache line more than its channels' rows: the
   // transforms read or write all 16 at once, and 32 or 64 rows of 160 floats put the 16 in one L1
@@ -304,20 +303,7 @@ WinogradPlan winograd_plan(const Conv2dShape& s, int64_t width) {
   p.block_rows = std::clamp<int64_t>(rows_fit, 1, std::max<int64_t>(1, p.tiles_h));
   p.block_images = std::clamp<int64_t>(rows_fit / std::max<int64_t>(1, p.tiles_h), 1, std::max<int64_t>(1, s.batch));
   p.row = p.block_images * p.block_rows * p.tiles_w + width;
-  p.half = (p.tiles_w + width - 1) / width * width + 1, p.split_rows = 2 * p.tiles_h + 2;
   return p;
-}
-
-// The planes x[channels, h, w] padded by pad_h rows and pad_w columns before, columns split by
-// parity (the layout winograd_input reads); rows past the image are left as they are (zero).
-void split_by_parity(const float* x, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
-                     const WinogradPlan& p, float* split) {
-  const Conv2dKernels& kernels = *isa().conv2d;
-  const int64_t rows = std::clamp<int64_t>(p.split_rows - pad_h, 0, h);
-  for (int64_t c = 0; c < channels; ++c)
-    for (int64_t parity = 0; parity < 2; ++parity)  // padded column 2j + parity is column 2j + parity - pad_w of x
-      kernels.gather_rows(x + c * h * w, w, w, rows, parity - pad_w, 2, p.half,
-                          split + (c * p.split_rows + pad_h) * 2 * p.half + parity * p.half, 2 * p.half);
 }
 
 // For images [begin, end) block by block: transform(n, first_tile_row, tile_rows, offset) for
@@ -367,15 +353,11 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
   const int64_t row = p.row;
   const std::vector<int64_t> channel_rows = row_offsets(in, row);
   parallel_for(s.batch, images_per_thread(s, 9 * in), [&](int64_t begin, int64_t end) {
-    const int64_t split_size = in * p.split_rows * 2 * p.half;
-    float* split = winograd_scratch(0, split_size);
-    std::fill_n(split, split_size, 0.0f);
-    float* v = winograd_scratch(1, 16 * p.xi_stride(in));
-    float* m = winograd_scratch(2, 16 * p.xi_stride(out));
+    float* v = winograd_scratch(0, 16 * p.xi_stride(in));
+    float* m = winograd_scratch(1, 16 * p.xi_stride(out));
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
-      if (tb == 0) split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
-      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, p.xi_stride(in),
-                             row);
+      kernels.winograd_input(input + n * in * s.in_h * s.in_w, s.in_h, s.in_w, 2 * tb - s.pad_h, -s.pad_w, in, rows,
+                             p.tiles_w, v + offset, p.xi_stride(in), row);
     }, [&](int64_t tiles) {
       for (int64_t xi = 0; xi < 16; ++xi)
         kernels.direct_forward(v + xi * p.xi_stride(in), 0, channel_rows.data(), in, u.data() + xi * blocks * in * block,
@@ -436,16 +418,12 @@ void winograd_backward_weight(const Conv2dShape& s, const Geometry& g, const flo
   const WinogradPlan p = winograd_plan(s, kernels.width);
   const int64_t row = p.row, slices = batch_slices(s.batch, 2 * out * g.out_plane * g.col_rows);
   over_batch_slices(s, g, slices, grad_weight, [&](int64_t begin, int64_t end, float* slice_grad_weight) {
-    const int64_t split_size = in * p.split_rows * 2 * p.half;
-    float* split = winograd_scratch(0, split_size);
-    std::fill_n(split, split_size, 0.0f);
-    float* v = winograd_scratch(1, 16 * p.xi_stride(in));
-    float* q = winograd_scratch(2, 16 * p.xi_stride(out));
+    float* v = winograd_scratch(0, 16 * p.xi_stride(in));
+    float* q = winograd_scratch(1, 16 * p.xi_stride(out));
     std::vector<float> du(16 * out * in, 0.0f);
     over_winograd_blocks(s, p, begin, end, [&](int64_t n, int64_t tb, int64_t rows, int64_t offset) {
-      if (tb == 0) split_by_parity(input + n * in * s.in_h * s.in_w, in, s.in_h, s.in_w, s.pad_h, s.pad_w, p, split);
-      kernels.winograd_input(split + 4 * tb * p.half, p.split_rows, p.half, in, rows, p.tiles_w, v + offset, p.xi_stride(in),
-                             row);
+      kernels.winograd_input(input + n * in * s.in_h * s.in_w, s.in_h, s.in_w, 2 * tb - s.pad_h, -s.pad_w, in, rows,
+                             p.tiles_w, v + offset, p.xi_stride(in), row);
       kernels.winograd_gradient(grad_output + n * out * g.out_plane + 2 * tb * s.out_w, g.out_plane, s.out_h - 2 * tb,
                                 s.out_w, out, rows, p.tiles_w, q + offset, p.xi_stride(out), row);
     }, [&](int64_t tiles) {

@@ -38,7 +38,7 @@ struct Conv2dKernels {
 
   // dst[r * dst_row_stride + i] = src[r * src_row_stride + first + i * stride] for r < rows and
   // i < count, zero where first + i * stride is outside [0, w): rows of im2col (strides 1 and 2
-  // in vectors, others scalar) or one parity of the Winograd split. Reads only inside rows [0, w).
+  // in vectors, others scalar). Reads only inside rows [0, w).
   void (*gather_rows)(const float* src, int64_t w, int64_t src_row_stride, int64_t rows, int64_t first,
                       int64_t stride, int64_t count, float* dst, int64_t dst_row_stride);
 
@@ -54,12 +54,12 @@ struct Conv2dKernels {
   // x[xi * xi_stride + channel * row + t], 0 <= xi < 16; row has `width` floats of slack past the
   // block's last tile, which the last partial vector of a tile row overruns.
   //
-  // The input comes split by column parity: padded row r of channel c has its even columns at
-  // split[(c * split_rows + r) * 2 * half + j] and its odd ones `half` floats later, so the four
-  // columns 2tw + {0,1,2,3} of a tile are plain vector loads (half >= tiles_w rounded up to
-  // whole vectors, plus one). Tile (th, tw) reads padded rows 2th .. 2th + 3.
-  void (*winograd_input)(const float* split, int64_t split_rows, int64_t half, int64_t channels,
-                         int64_t tile_rows, int64_t tiles_w, float* v, int64_t xi_stride, int64_t row);
+  // The input is one image's planes [channels, h, w] as they are: tile (th, tw) reads rows
+  // first_row + 2th .. + 3 and columns first_column + 2tw .. + 3 (negative for padding), zero
+  // outside the planes.
+  void (*winograd_input)(const float* image, int64_t h, int64_t w, int64_t first_row, int64_t first_column,
+                         int64_t channels, int64_t tile_rows, int64_t tiles_w, float* v, int64_t xi_stride,
+                         int64_t row);
   // Element (xi, o, t) = (A g A^T)[xi / 4][xi % 4] for the 2x2 tile g at rows 2th, 2th + 1 and
   // columns 2tw, 2tw + 1 of grad[o * plane + y * out_w + x] (zero at rows >= rows and columns >=
   // out_w), A = [1 0; 1 1; 1 -1; 0 -1]: grad_output's side of the weight gradient.
