@@ -13,8 +13,10 @@ namespace fastnn::cpu {
 // own copy (one shared inline/template definition would let the linker pick any ISA's code).
 namespace {
 
-uint64_t splitmix64(uint64_t seed, uint64_t k) {
-  uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
+constexpr uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ull;
+
+// Output k of the stream is mix(seed + (k+1) * kGoldenGamma).
+uint64_t mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
@@ -32,7 +34,10 @@ void dropout_slice(int64_t n, const T* x, uint64_t threshold, T scale, uint64_t 
   for (int64_t start = 0; start < n; start += 2 * kPairs) {
     const int64_t count = std::min(2 * kPairs, n - start);
     const uint64_t first_pair = uint64_t(first_element + start) / 2;
-    for (int64_t k = 0; k < kPairs; ++k) bits[k] = splitmix64(seed, first_pair + uint64_t(k));
+    // The state steps by an add, not a multiply per output: two 64-bit multiplies per output
+    // instead of three (AVX-512, 1 thread, 64K floats in L2: 0.42-0.52 -> 0.27-0.38 ns each).
+    uint64_t state = seed + (first_pair + 1) * kGoldenGamma;
+    for (int64_t k = 0; k < kPairs; ++k, state += kGoldenGamma) bits[k] = mix(state);
     std::memcpy(halves, bits, sizeof(bits));
     for (int64_t i = 0; i < count; ++i)
       y[start + i] = uint64_t(halves[i]) >= threshold ? x[start + i] * scale : T(0);
