@@ -113,8 +113,9 @@ def test_im2col_rows_of_several_vectors(stride, padding):
 
 # 3x3 stride-1 layers with >= 8 channels take Winograd F(2x2, 3x3) forward and backward:
 # odd output sizes (a half tile at the bottom/right), padding 0..2 per axis (2 - padding in the
-# backward-data), tile rows wider than one vector (out_w 35: 18 tiles).
-@pytest.mark.parametrize("h,w", [(7, 9), (3, 3), (6, 37)])
+# backward-data), tile rows wider than one vector (out_w 35: 18 tiles) and of exactly one or two
+# (w 32 with padding 1: 16 tiles, whose last reads 2 columns past the first 32 the vector loads).
+@pytest.mark.parametrize("h,w", [(7, 9), (3, 3), (6, 37), (5, 32)])
 @pytest.mark.parametrize("padding", [0, 1, 2, (2, 0)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_winograd(h, w, padding, bias):
