@@ -250,7 +250,8 @@ void direct_forward(const Conv2dShape& s, const Geometry& g, const float* input,
 // on 56x56: 231 MFLOP of GEMM per image as im2col, 103 MFLOP as Winograd.
 // Both transformed blocks (16 x channels x tiles each) share 1.5 MB, inside a 2 MB L2: at 6 MB
 // they went out to L3 between the transforms and the products (32 -> 64 channels on 26x26, 1
-// thread: forward 16.7 -> 13.7 ms, backward-data 24.3 -> 19.9 ms).
+// thread: forward 16.7 -> 13.7 ms, backward-data 24.3 -> 19.9 ms). Half or twice as much was
+// slower on all three passes (5 alternated pairs each: forward +9% / +21%, backward-weight +6% / +37%).
 constexpr int64_t kWinogradBlockFloats = int64_t(3) << 17;
 // Fewer input channels: the GEMMs' reduction is too short to pay for the transforms.
 constexpr int64_t kWinogradMinChannels = 8;
