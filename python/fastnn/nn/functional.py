@@ -15,8 +15,8 @@ from ..autograd import Function
 from ..random import generator
 from ..tensor import Tensor, array_module
 
-__all__ = ["conv2d", "linear", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
-           "softmax", "log_softmax", "dropout", "batch_norm", "nll_loss", "cross_entropy", "mse_loss",
+__all__ = ["conv2d", "linear", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "relu", "leaky_relu", "sigmoid", "tanh",
+           "gelu", "softmax", "log_softmax", "dropout", "batch_norm", "nll_loss", "cross_entropy", "mse_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
