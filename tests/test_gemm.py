@@ -95,6 +95,15 @@ def test_matmul_in_place_b_panels(N):
                                rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("M", [1, 5, 6, 13, 64])
+@pytest.mark.parametrize("N", [64, 128])
+def test_matmul_wide_tiles(M, N):
+    # A and B read in place with N a multiple of 64 run in 6 x 64 tiles on AVX-512: a last tile of
+    # fewer rows, two tiles across, and A transposed.
+    check_op("matmul", [randn(M, 48), randn(48, N)], reduction=48)
+    check_op("matmul", [randn(48, M).T, randn(48, N)], reduction=48)
+
+
 @pytest.mark.parametrize("lead", [(), (6,), (2, 3)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear(lead, bias):

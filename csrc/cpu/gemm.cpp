@@ -97,15 +97,19 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
                  int64_t a_col_stride, const PrepackedA* prepacked, const float* b, int64_t b_row_stride,
                  int64_t b_col_stride, float beta, float* c, int64_t ldc) {
   const GemmKernels& kernels = *isa().gemm;
-  const int64_t mr = kernels.mr, nr = kernels.nr, width = kernels.width;
+  const int64_t nr = kernels.nr, width = kernels.width;
+  const bool read_a_in_place = !prepacked && direct_a(M, N, K, a_col_stride);
+  const bool read_b_in_place = direct_b(M, N, K, b_col_stride);
+  // With both operands read in place, N a multiple of the wide tile's columns runs in wide
+  // tiles (AVX-512: 6 x 64), whose rows need no packed panel.
+  const bool wide = kernels.wide && read_a_in_place && read_b_in_place && N % kernels.wide_cols == 0;
+  const int64_t mr = wide ? kernels.wide_rows : kernels.mr;
   // 49-64 columns on AVX-512 run as two 2-vector panels, not a 3-vector and a 1-vector one,
   // whose 8 accumulators barely cover the FMA latency (64^3, 1 thread, medians: +8%).
-  const int64_t panel_cols = N > nr && N <= 2 * (nr - width) ? nr - width : nr;
+  const int64_t panel_cols = wide ? kernels.wide_cols : N > nr && N <= 2 * (nr - width) ? nr - width : nr;
   const int64_t kc_max = std::min(kKC, K);
   const int64_t mc_max = kMCRows / mr * mr;  // a block of whole panels: none straddles two blocks
   thread_local AlignedBuffer a_buffer, b_buffer;
-  const bool read_a_in_place = !prepacked && direct_a(M, N, K, a_col_stride);
-  const bool read_b_in_place = direct_b(M, N, K, b_col_stride);
   float* a_packed = prepacked || read_a_in_place ? nullptr : a_buffer.get(round_up(std::min(mc_max, M), mr) * kc_max);
   float* b_packed = b_buffer.get((std::min(kNCCols, N) + panel_cols - 1) / panel_cols * nr * kc_max);
   for (int64_t pc = 0; pc < K; pc += kKC) {
@@ -143,7 +147,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
             const int64_t cols = std::min(panel_cols, N - j0);
             const float* a_panel = read_a_in_place ? a + i0 * a_row_stride + pc * a_col_stride : a_block + ip * mr * kc;
             const bool b_in_place = in_place(j0);
-            kernels.micro[(cols + width - 1) / width - 1](
+            (wide ? kernels.wide : kernels.micro[(cols + width - 1) / width - 1])(
                 kc, a_panel, read_a_in_place ? a_row_stride : 1, read_a_in_place ? a_col_stride : mr,
                 b_in_place ? b + pc * b_row_stride + j0 : b_packed + jp * nr * kc, b_in_place ? b_row_stride : nr,
                 c + i0 * ldc + j0, ldc, std::min(mr, M - i0), cols, alpha, block_beta);

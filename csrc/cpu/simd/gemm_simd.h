@@ -25,6 +25,10 @@ struct GemmKernels {
   void (*pack_a)(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, float* dst);
   // dst[k*nr + j] = B(k, j) for j < cols, k < kc, zero-padded to nr columns.
   void (*pack_b)(const float* b, int64_t row_stride, int64_t col_stride, int64_t cols, int64_t kc, float* dst);
+  // A wide_rows x wide_cols tile for small products that read both A and B in place (any row
+  // count per tile, B's rows in whole vectors); wide is null where the ISA has none.
+  int64_t wide_rows, wide_cols;
+  MicroKernel wide;
 };
 
 }  // namespace fastnn::cpu
