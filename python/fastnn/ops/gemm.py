@@ -1,38 +1,20 @@
 """Matrix products: matmul and linear."""
 import math
 
-import numpy as np
-
 from .. import _C
 from ._arrays import as_float32, as_optional_float32
 
 __all__ = ["matmul", "matmul_backward", "linear", "linear_backward"]
 
 
-_FLOAT32 = np.dtype(np.float32)
-
-
-def _operands(op, a, b):
-    """2-D operands go to the kernel as strided views (a transpose is packed, not copied)."""
-    # Aligned float32 matrices, the usual case, pass as they are: the checks below cost ~0.7 us
-    # of a 5 us 64^3 product.
-    if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is _FLOAT32 and b.dtype is _FLOAT32
-            and a.ndim == 2 and b.ndim == 2 and a.flags.aligned and b.flags.aligned):
-        return a, b
-    a, b = np.asarray(a), np.asarray(b)  # .ndim of an array: np.ndim took 0.5 us of a 5 us 16x16 product
-    strided = a.ndim == 2 and b.ndim == 2
-    return as_float32(op, "a", a, strided), as_float32(op, "b", b, strided)
-
-
 def matmul(a, b):
     """a @ b for 2-D (M, K) @ (K, N), batched (B, M, K) @ (B, K, N), or (B, M, K) @ (K, N)."""
-    return _C.matmul(*_operands("matmul", a, b))
+    return _C.matmul(a, b)  # converts and checks its operands itself (csrc/bindings/gemm.cpp)
 
 
 def matmul_backward(grad_output, a, b):
     """(grad_a, grad_b) of matmul(a, b)."""
-    op = "matmul_backward"
-    return _C.matmul_backward(as_float32(op, "grad_output", grad_output), *_operands(op, a, b))
+    return _C.matmul_backward(grad_output, a, b)
 
 
 def _rows(op, x):
