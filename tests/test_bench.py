@@ -37,22 +37,3 @@ def test_bench_rejects_unknown_ops(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--ops", "matmul,nope"])
     assert "unknown op(s) ['nope']" in capsys.readouterr().err
-
-
-def test_a_backward_is_measured_against_the_bandwidth_of_its_two_input_streams():
-    forward, backward = bench.run_cases(list(bench.activation_cases(["relu"], 1 << 16)), repeats=1)
-    assert forward["op"] == "relu fwd" and "add_gbps" not in forward["peak"]
-    assert forward["percent_of_peak"] == pytest.approx(100 * forward["libraries"]["fastnn"]["rate"] / forward["peak"]["copy_gbps"])
-    peak = backward["peak"]
-    assert backward["op"] == "relu bwd"
-    assert peak["add_gbps"] == max(peak["add_regular_gbps"], peak["add_streaming_gbps"]) > 0
-    assert peak["copy_gbps"] > 0  # reported next to it, for comparison
-    assert backward["percent_of_peak"] == pytest.approx(100 * backward["libraries"]["fastnn"]["rate"] / peak["add_gbps"])
-    assert "add bandwidth" in bench.peak_ranges([forward, backward])
-
-
-def test_stream_bandwidth_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="inputs must be 1 or 2, got 3"):
-        fastnn._C._stream_bandwidth_gbps(1 << 20, inputs=3)
-    with pytest.raises(ValueError, match=r"bytes must be >= 4 \(one float\), got 3"):
-        fastnn._C._stream_bandwidth_gbps(3)

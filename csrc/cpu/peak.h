@@ -8,9 +8,9 @@ namespace fastnn::cpu {
 #pragma GCC visibility push(default)
 // FMA throughput of the selected ISA on num_threads() threads, GFLOP/s (best of a few runs).
 double fma_peak_gflops();
-// Parallel copy (inputs = 1) or add (inputs = 2) of `bytes`-byte arrays on num_threads() threads,
-// GB/s counting bytes read + written, with regular or streaming (non-temporal) stores.
-double stream_bandwidth_gbps(int64_t bytes, int inputs, bool streaming);
+// Parallel copy of `bytes` bytes on num_threads() threads, GB/s counting bytes read + written,
+// with regular or streaming (non-temporal) stores.
+double copy_bandwidth_gbps(int64_t bytes, bool streaming);
 #pragma GCC visibility pop
 
 }  // namespace fastnn::cpu

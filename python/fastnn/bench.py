@@ -2,10 +2,9 @@
 
 For each op and shape: fastnn's median time and GFLOP/s (or GB/s for memory-bound ops), the
 same for every peer that is installed, the ratio fastnn speed / peer speed, and the percentage
-of this machine's limit measured next to each case: the FMA peak of the ISA in use, or the
-parallel bandwidth of the case's access pattern (the better of regular and streaming stores): a
-copy for one input stream, an add (two inputs, one output) for a backward reading grad_output and
-a saved tensor. Every library is limited to the same thread count.
+of this machine's limit measured next to each case (FMA peak of the ISA in use, parallel copy
+bandwidth: the better of regular and streaming stores). Every library is limited to the same
+thread count.
 """
 import argparse
 import contextlib
@@ -34,7 +33,6 @@ class Case:
     shape: str
     work: float  # flops, or bytes moved for memory-bound ops
     unit: str  # "GFLOP/s" or "GB/s"
-    inputs: int = 1  # arrays a GB/s case streams in per output: its bandwidth limit is a copy's (1) or an add's (2)
     runners: dict = field(default_factory=dict)  # library name -> zero-argument callable
 
 
@@ -113,7 +111,7 @@ def activation_cases(names=ACTIVATIONS, size=1 << 24):
     x, g = _rand(size), _rand(size)
     for name in names:
         forward = Case(f"{name} fwd", f"{size}", 8.0 * size, "GB/s")  # read x, write y
-        backward = Case(f"{name} bwd", f"{size}", 12.0 * size, "GB/s", inputs=2)  # read g and x (or y), write dx
+        backward = Case(f"{name} bwd", f"{size}", 12.0 * size, "GB/s")  # read g and x (or y), write dx
         forward.runners["fastnn"] = lambda f=getattr(ops, name): f(x)
         # sigmoid and tanh backward read the forward's output, as PyTorch's do
         saved = {"saved": getattr(ops, name)(x)} if name in ("sigmoid", "tanh") else {}
@@ -193,24 +191,16 @@ def limited_threads(threads):
             torch.set_num_threads(before[1])
 
 
-def measure_peak(case):
-    """This machine's limit for a case: the FMA peak of the ISA in use, or the streaming bandwidth
-    of a 64 MB copy (past this machine's caches), and for a 2-input case also of an add, each the
-    better of regular stores and streaming stores (regular stores read each destination line
-    first, so they move more bytes than they are credited with). A backward streams two inputs
-    per output (the activation backwards moved 36-41 GB/s while copies measured 40-65): an add of
-    two arrays has that access pattern, a copy does not.
-    Measured next to each case, as a peer is: on a shared host the memory bandwidth drifted 2x
-    within minutes (30 to 68 GB/s). Returns (limits, the one the case is measured against)."""
-    if case.unit == "GFLOP/s":
-        peak = fastnn._C._fma_peak_gflops()
-        return {"fma_gflops": peak}, peak
-    limits = {}
-    for pattern, inputs in (("copy", 1), ("add", 2))[:case.inputs]:
-        regular, streaming = (fastnn._C._stream_bandwidth_gbps(64 << 20, inputs=inputs, streaming=s) for s in (False, True))
-        limits.update({f"{pattern}_gbps": max(regular, streaming), f"{pattern}_regular_gbps": regular,
-                       f"{pattern}_streaming_gbps": streaming})
-    return limits, limits["add_gbps" if case.inputs == 2 else "copy_gbps"]
+def measure_peak(unit):
+    """This machine's limit for a case's unit: the FMA peak of the ISA in use, or the streaming
+    bandwidth as the better of a 64 MB copy (past this machine's caches) with regular stores and
+    one with streaming stores (regular stores read each destination line first, so the copy
+    moves 1.5x the bytes it is credited with). Measured next to each case, as a peer is: on a
+    shared host the memory bandwidth drifted 2x within minutes (30 to 68 GB/s)."""
+    if unit == "GFLOP/s":
+        return {"fma_gflops": fastnn._C._fma_peak_gflops()}
+    regular, streaming = (fastnn._C._copy_bandwidth_gbps(64 << 20, streaming=s) for s in (False, True))
+    return {"copy_gbps": max(regular, streaming), "copy_regular_gbps": regular, "copy_streaming_gbps": streaming}
 
 
 def run_cases(cases, repeats):
@@ -222,8 +212,8 @@ def run_cases(cases, repeats):
             seconds = median_seconds(fn, repeats)
             row["libraries"][name] = {"ms": seconds * 1e3, "rate": case.work / seconds * 1e-9}
         fastnn_rate = row["libraries"]["fastnn"]["rate"]
-        row["peak"], limit = measure_peak(case)
-        row["percent_of_peak"] = 100.0 * fastnn_rate / limit
+        row["peak"] = measure_peak(case.unit)
+        row["percent_of_peak"] = 100.0 * fastnn_rate / row["peak"].get("fma_gflops", row["peak"].get("copy_gbps"))
         for name, lib in row["libraries"].items():
             lib["fastnn_ratio"] = fastnn_rate / lib["rate"]
         results.append(row)
@@ -232,16 +222,15 @@ def run_cases(cases, repeats):
 
 def peak_ranges(results):
     """The measured limits' ranges over the run, e.g. 'FMA peak 361-370 GFLOP/s; copy bandwidth
-    29.7-68.1 GB/s (regular stores 18.0-20.1, streaming 29.7-68.1); add bandwidth ...'."""
+    29.7-68.1 GB/s (regular stores 18.0-20.1, streaming 29.7-68.1)'."""
     def span(key, fmt):
         values = [r["peak"][key] for r in results if key in r["peak"]]
         return f"{min(values):{fmt}}-{max(values):{fmt}}" if values else None
-    fma = span("fma_gflops", ".0f")
+    fma, copy = span("fma_gflops", ".0f"), span("copy_gbps", ".1f")
     parts = [f"FMA peak {fma} GFLOP/s"] if fma else []
-    for pattern, what in (("copy", "copy bandwidth"), ("add", "add bandwidth (bwd rows: 2 inputs, 1 output)")):
-        if span(f"{pattern}_gbps", ".1f"):
-            parts.append(f"{what} {span(f'{pattern}_gbps', '.1f')} GB/s (regular stores "
-                         f"{span(f'{pattern}_regular_gbps', '.1f')}, streaming {span(f'{pattern}_streaming_gbps', '.1f')})")
+    if copy:
+        parts.append(f"copy bandwidth {copy} GB/s (regular stores {span('copy_regular_gbps', '.1f')}, "
+                     f"streaming {span('copy_streaming_gbps', '.1f')})")
     return "; ".join(parts)
 
 

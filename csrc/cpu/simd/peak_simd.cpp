@@ -21,25 +21,22 @@ void fma_loop(int64_t iterations, float* sink) {
   *sink = total;
 }
 
-// dst = a (+ b when `add`); b is unused by the copy.
-template <bool streaming, bool add>
-void stream_loop(const float* a, const float* b, float* dst, int64_t n) {
-  const auto at = [&](int64_t i) { return add ? load(a + i) + load(b + i) : load(a + i); };
-  const auto scalar = [&](int64_t i) { dst[i] = add ? a[i] + b[i] : a[i]; };
+void copy(const float* src, float* dst, int64_t n) {
   int64_t i = 0;
-  if (streaming) {
-    for (const int64_t head = until_aligned(dst, n); i < head; ++i) scalar(i);
-    for (; i + kWidth <= n; i += kWidth) stream(dst + i, at(i));
-    stream_fence();
-  }
-  for (; i + kWidth <= n; i += kWidth) store(dst + i, at(i));
-  for (; i < n; ++i) scalar(i);
+  for (; i + kWidth <= n; i += kWidth) store(dst + i, load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+void copy_streaming(const float* src, float* dst, int64_t n) {
+  int64_t i = until_aligned(dst, n);
+  for (int64_t j = 0; j < i; ++j) dst[j] = src[j];
+  for (; i + kWidth <= n; i += kWidth) stream(dst + i, load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+  stream_fence();
 }
 
 }  // namespace
 
-extern const PeakKernels peak_kernels = {2 * kWidth * kChains,       fma_loop,
-                                         stream_loop<false, false>, stream_loop<true, false>,
-                                         stream_loop<false, true>,  stream_loop<true, true>};
+extern const PeakKernels peak_kernels = {2 * kWidth * kChains, fma_loop, copy, copy_streaming};
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

@@ -10,12 +10,11 @@ struct PeakKernels {
   // Runs `iterations` rounds of independent FMAs on registers only; writes a result to *sink
   // so the work cannot be optimized away.
   void (*fma_loop)(int64_t iterations, float* sink);
-  // dst[0:n] = a[0:n], or a[0:n] + b[0:n] for the 2-input loops, with plain vector loads and
-  // stores as the elementwise kernels do (memcpy may take other paths), or with streaming stores
-  // (cpu/simd/stream.h) as kernels with large outputs do. The copy is a forward's access pattern
-  // (one input), the add a backward's (grad_output and the saved input).
-  using StreamLoop = void (*)(const float* a, const float* b, float* dst, int64_t n);
-  StreamLoop copy, copy_streaming, add, add_streaming;
+  // dst[0:n] = src[0:n] with plain vector loads and stores, as the elementwise kernels do
+  // (memcpy may take other paths), so the benchmark's bandwidth is what those kernels can reach.
+  void (*copy)(const float* src, float* dst, int64_t n);
+  // The same copy with streaming stores (cpu/simd/stream.h), as kernels with large outputs do.
+  void (*copy_streaming)(const float* src, float* dst, int64_t n);
 };
 
 }  // namespace fastnn::cpu
