@@ -37,3 +37,12 @@ def test_bench_rejects_unknown_ops(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--ops", "matmul,nope"])
     assert "unknown op(s) ['nope']" in capsys.readouterr().err
+
+
+def test_flop_rows_are_rated_against_the_best_fma_peak_of_the_run(monkeypatch):
+    readings = iter([400.0, 200.0])  # the second one disturbed
+    monkeypatch.setattr(fastnn._C, "_fma_peak_gflops", lambda: next(readings))
+    first, second = bench.run_cases(list(bench.matmul_cases([16, 32])), repeats=1)
+    assert (first["peak"]["fma_gflops"], second["peak"]["fma_gflops"]) == (400.0, 200.0)
+    for row in (first, second):
+        assert row["percent_of_peak"] == pytest.approx(100 * row["libraries"]["fastnn"]["rate"] / 400.0)
