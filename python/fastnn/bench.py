@@ -221,7 +221,7 @@ def run_cases(cases, repeats):
         results.append(row)
     # FLOP rows are rated against the best FMA peak of the run: the cores' FMA throughput does
     # not drift as the host's memory bandwidth does, and a low reading is the measurement
-    # disturbed (host steal counts as CPU time in the guest): runs on 2026-11-24 read 191-198
+    # disturbed (likely host steal, which the guest counts as CPU time): runs on 2026-11-24 read 191-198
     # GFLOP/s once each among 360-377, which rated a conv at 100-103%.
     fma = [row["peak"]["fma_gflops"] for row in results if "fma_gflops" in row["peak"]]
     for row in results:
