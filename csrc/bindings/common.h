@@ -62,17 +62,6 @@ inline Shape check_float(const py::array& a, const char* op, const char* name, s
   return check_array<float>(a, op, name, ranks, layout);
 }
 
-// For kernels that take strides: an aligned float32 matrix in any layout. Returns the
-// element strides (row, column); NumPy's aligned flag guarantees byte strides divide by 4.
-inline std::pair<int64_t, int64_t> check_float_matrix_strides(const py::array& a, const char* op, const char* name) {
-  if (!a.dtype().is(py::dtype::of<float>()))
-    type_error(op, ": ", name, " must be float32, got ", py::str(a.dtype()).cast<std::string>());
-  if (a.ndim() != 2) value_error(op, ": ", name, " must be 2-D, got shape ", shape_str(shape_of(a)));
-  if (!(py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
-    value_error(op, ": ", name, " must be aligned (use fastnn.ops, which copies when needed)");
-  return {a.strides(0) / int64_t(sizeof(float)), a.strides(1) / int64_t(sizeof(float))};
-}
-
 inline const float* data_of(const py::array& a) { return static_cast<const float*>(a.data()); }
 
 // A new array for a kernel's output (float32, float64, or int64 for indices). Large ones (>= 1 MiB)
