@@ -183,9 +183,11 @@ void tanh_backward_from_output(int64_t n, const float* grad_y, const float* y, f
 // polynomial in u = 1 / (1 + 0.4 a), least-squares fitted to relative error 4.5e-8 on
 // [0, 14.5] (float coefficients; ~2.5 ULP once u and Horner round). e^(-a^2/2) must see the
 // exact square: a float a^2 is off by up to 2^-24 a^2, which is ~50 ULP of e^(-a^2/2) at a = 14.
-// So a^2 = square + error (exact_square) and scaled_exp takes -error/2 as its small correction.
-// Beyond a = 14.5, x Phi(x) rounds to -0 (x < 0) or x.
-constexpr float kGeluTail = 14.5f;
+// So -a^2/2 = square + error (negative_half_square) and scaled_exp takes the error as its small
+// correction. x is clamped to +-14.4 (a to 14.4): -a^2/2 >= -103.7 stays in exp's range with no
+// clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every x < -14.4 gives -0
+// and every x > 14.4 gives x - 0 without a select of their own (x Phi(x) rounds so past 14.4).
+constexpr float kGeluTail = 14.4f;
 constexpr float kInvSqrt2Pi = 0.398942280f;
 
 inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
@@ -205,16 +207,15 @@ inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
 
 // factor * e^(-a^2/2) for a in [0, kGeluTail], exact square as above.
 inline vec scaled_half_gaussian(vec factor, vec a) {
-  const Square s = exact_square(a);
-  return scaled_exp_nonpositive(factor, -0.5f * s.square, -0.5f * s.error);
+  const Square s = negative_half_square(a);
+  return scaled_exp_in_range(factor, s.square, s.error);
 }
 
+// x * 0 + x Q(a) for x < 0 is x Q(a), except at -inf: NaN (-inf * 0), as in torch.
 inline vec gelu(vec x) {
-  const vec a = abs(x);
-  const vec in_range = at_most(a, kGeluTail);
-  const vec x_q = scaled_half_gaussian(x * normal_tail_ratio(in_range), in_range);  // x Q(a)
-  const vec y = x < 0.0f ? x_q : x - x_q;
-  return a > kGeluTail ? (x < 0.0f ? x * 0.0f : x) : y;  // -inf * 0 is NaN, as in torch
+  const vec a = abs_at_most(x, kGeluTail);
+  const vec x_q = scaled_half_gaussian(clamp_magnitude(x, kGeluTail) * normal_tail_ratio(a), a);  // x Q(a)
+  return x < 0.0f ? x * 0.0f + x_q : x - x_q;
 }
 
 // d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi): with D = e^(-a^2/2)

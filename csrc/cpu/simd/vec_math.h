@@ -49,6 +49,25 @@ inline vec at_least(vec x, float lo) {
 // x clamped to [lo, hi], NaN passed through.
 inline vec clamp(vec x, float lo, float hi) { return at_most(at_least(x, lo), hi); }
 
+// x clamped to [-limit, limit], and |x| clamped to limit, NaN passed through (limit > 0). AVX-512:
+// one vrangeps each (the smaller magnitude of x and limit, with x's sign or none), where a clamp
+// takes two instructions and |x| then one more, in a dependent chain.
+inline vec clamp_magnitude(vec x, float limit) {
+#if defined(__AVX512DQ__)
+  return (vec)_mm512_range_ps((__m512)x, _mm512_set1_ps(limit), 0b0010);
+#else
+  return clamp(x, -limit, limit);
+#endif
+}
+
+inline vec abs_at_most(vec x, float limit) {
+#if defined(__AVX512DQ__)
+  return (vec)_mm512_range_ps((__m512)x, _mm512_set1_ps(limit), 0b1010);
+#else
+  return at_most(abs(x), limit);
+#endif
+}
+
 // a / b for finite b in [1, 16]. AVX-512: a 14-bit reciprocal estimate r and one Newton step on
 // the quotient, q + (a - q b) r, which leaves a relative error of ~2^-28 before the last rounding
 // (~0.56 ULP in all): four cheap instructions where a division blocks its unit for ~10 cycles.
@@ -63,21 +82,22 @@ inline vec divide(vec a, vec b) {
 #endif
 }
 
-// a^2 = square + error exactly, square the rounded float. AVX-512: the error is one fused
-// multiply-subtract. Elsewhere a = hi + lo with hi its top 12 bits, so hi^2 is exact and the rest,
-// lo (a + hi), a small correction.
+// -a^2/2 = square + error exactly, square the rounded float. AVX-512: a (-a/2), -a/2 exact, and its
+// error, one fused multiply-subtract. Elsewhere a = hi + lo with hi its top 12 bits, so hi (-hi/2) is
+// exact and the rest, (-lo/2) (a + hi), a small correction.
 struct Square {
   vec square, error;
 };
 
-inline Square exact_square(vec a) {
+inline Square negative_half_square(vec a) {
 #if defined(__AVX512F__)
-  const vec square = a * a;
-  return {square, (vec)_mm512_fmsub_ps((__m512)a, (__m512)a, (__m512)square)};
+  const vec half = -0.5f * a;
+  const vec square = a * half;
+  return {square, (vec)_mm512_fmsub_ps((__m512)a, (__m512)half, (__m512)square)};
 #else
   const vec hi = (vec)((ivec)a & int(0xfffff000));
   const vec lo = a - hi;
-  return {hi * hi, lo * (a + hi)};
+  return {-0.5f * hi * hi, -0.5f * lo * (a + hi)};
 #endif
 }
 
@@ -97,16 +117,17 @@ inline vec times_power_of_2(vec v, vec n) {
 #endif
 }
 
-// factor * e^(x + x_lo), x_lo a small correction (|x_lo| < 0.1) that carries the low bits of an
-// argument too precise for one float. e^x = 2^n * e^r with n = round(x / ln2) and r = x - n ln2
-// in [-ln2/2, ln2/2] (ln2 split in a hi part exact in float times any n here, and a lo part),
-// e^r = 1 + r + r^2 p(r), p of degree 4 fitted to e^r's relative error (4.6e-9 with these float
-// coefficients, well under the roundings; Cephes expf's degree 5 is one FMA more), so e^x is
-// within ~1 ULP. All of it in Horner form, 1 + r (1 + r p(r)): one instruction fewer than
-// 1 + r + r^2 p(r), the same worst errors over the activation tests' sweep. x must lie in
-// [-104, 89] (or be NaN, which propagates), so n never leaves [-150, 129]: the callers below clamp.
+// factor * e^(x + x_lo), x_lo a small correction (|x_lo| < 2^-10) that carries the low bits of an
+// argument too precise for one float. e^x = 2^n * e^r with n = round(x / ln2) and r = x - n ln2 + x_lo
+// in [-ln2/2, ln2/2] widened by |x_lo| (n ignores x_lo: one addition fewer; ln2 split in a hi part
+// exact in float times any n here, and a lo part), e^r = 1 + r + r^2 p(r), p of degree 4 fitted to
+// e^r's relative error (4.6e-9 with these float coefficients, well under the roundings; Cephes
+// expf's degree 5 is one FMA more), so e^x is within ~1 ULP. All of it in Horner form,
+// 1 + r (1 + r p(r)): one instruction fewer than 1 + r + r^2 p(r), the same worst errors over the
+// activation tests' sweep. x must lie in [-104, 89] (or be NaN, which propagates), so n never
+// leaves [-150, 129]: the callers below clamp.
 inline vec scaled_exp_in_range(vec factor, vec x, vec x_lo) {
-  const vec n = ((x + x_lo) * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
+  const vec n = (x * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
   vec r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f + x_lo;
   vec p = splat(1.3814518e-3f);
