@@ -117,6 +117,18 @@ inline vec times_power_of_2(vec v, vec n) {
 #endif
 }
 
+// e^(k r) by exp's polynomial below in k r (k r within exp's reduced range), taken in Horner form
+// in r with coefficient i times k^i: folded at compile time, and for k a power of 2 exact, so the
+// roundings are those of the polynomial in k r without forming k r.
+inline vec exp_polynomial(vec r, float k) {
+  const float coefficients[] = {1.0f, 1.0f, 4.9999994e-1f, 1.666652e-1f, 4.1668393e-2f, 8.368747e-3f, 1.3814518e-3f};
+  float k_powers[7] = {1.0f};
+  for (int i = 1; i < 7; ++i) k_powers[i] = k_powers[i - 1] * k;
+  vec p = splat(coefficients[6] * k_powers[6]);
+  for (int i = 5; i >= 0; --i) p = p * r + coefficients[i] * k_powers[i];
+  return p;
+}
+
 // factor * e^(x + x_lo), x_lo a small correction (|x_lo| < 2^-10) that carries the low bits of an
 // argument too precise for one float. e^x = 2^n * e^r with n = round(x / ln2) and r = x - n ln2 + x_lo
 // in [-ln2/2, ln2/2] widened by |x_lo| (n ignores x_lo: one addition fewer; ln2 split in a hi part
@@ -130,14 +142,7 @@ inline vec scaled_exp_in_range(vec factor, vec x, vec x_lo) {
   const vec n = (x * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
   vec r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f + x_lo;
-  vec p = splat(1.3814518e-3f);
-  p = p * r + 8.368747e-3f;
-  p = p * r + 4.1668393e-2f;
-  p = p * r + 1.666652e-1f;
-  p = p * r + 4.9999994e-1f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  return times_power_of_2(factor * p, n);
+  return times_power_of_2(factor * exp_polynomial(r, 1.0f), n);
 }
 
 // Below -104 e^x rounds to 0 and above 89 it overflows to inf; NaN passes the clamp. Most callers
