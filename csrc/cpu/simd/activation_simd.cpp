@@ -88,10 +88,13 @@ inline vec copysign(vec magnitude, vec sign) {
 }
 
 // 1 / (1 + e^-x), as 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 with e = e^-|x| <= 1:
-// nothing overflows and the negative tail keeps full relative precision.
+// nothing overflows and the negative tail keeps full relative precision. e / (1 + e) as e times
+// the reciprocal: on AVX-512 one masked multiply where dividing a selected numerator took a
+// select and one more instruction (1.04x, 1 thread, L2-sized; worst error 2.3 -> 2.7 ULP).
 inline vec sigmoid(vec x) {
   const vec e = exp_nonpositive(negative_abs(x));
-  return divide(x < 0.0f ? e : splat(1.0f), 1.0f + e);
+  const vec s = reciprocal(1.0f + e);
+  return x < 0.0f ? e * s : s;
 }
 
 // sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = e^-|x|: no 1 - s cancellation.
@@ -144,7 +147,7 @@ inline vec gelu_tanh(vec x) { return x * sigmoid(gelu_tanh_arg(x)); }
 inline vec gelu_tanh_slope(vec x) {
   const vec v = gelu_tanh_arg(x);
   const vec e = exp_nonpositive(negative_abs(v));
-  const vec r = divide(splat(1.0f), 1.0f + e);
+  const vec r = reciprocal(1.0f + e);
   const vec ds = e * r * r;
   const vec dv = kGeluTwoSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
   const vec second = ds == 0.0f ? splat(0.0f) : x * ds * dv;
@@ -202,7 +205,7 @@ constexpr float kGeluTail = 14.4f;
 constexpr float kInvSqrt2Pi = 0.398942280f;
 
 inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
-  const vec u = divide(splat(1.0f), 1.0f + 0.4f * a);
+  const vec u = reciprocal(1.0f + 0.4f * a);
   vec p = splat(2.958330140e-02f);
   p = p * u - 1.620294750e-01f;
   p = p * u + 3.460986018e-01f;

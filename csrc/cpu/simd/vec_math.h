@@ -49,9 +49,10 @@ inline vec at_least(vec x, float lo) {
 // x clamped to [lo, hi], NaN passed through.
 inline vec clamp(vec x, float lo, float hi) { return at_most(at_least(x, lo), hi); }
 
-// x clamped to [-limit, limit], and |x| clamped to limit, NaN passed through (limit > 0). AVX-512:
-// one vrangeps each (the smaller magnitude of x and limit, with x's sign or none), where a clamp
-// takes two instructions and |x| then one more, in a dependent chain.
+// x clamped to [-limit, limit], and |x| clamped to limit (limit > 0). AVX-512: one vrangeps each
+// (the smaller magnitude of x and limit, with x's sign or none), where a clamp takes two
+// instructions and |x| then one more, in a dependent chain. A NaN x gives limit there (NaN
+// elsewhere), so callers carry NaN through x itself.
 inline vec clamp_magnitude(vec x, float limit) {
 #if defined(__AVX512DQ__)
   return (vec)_mm512_range_ps((__m512)x, _mm512_set1_ps(limit), 0b0010);
@@ -79,6 +80,17 @@ inline vec divide(vec a, vec b) {
   return q + (a - q * b) * r;
 #else
   return a / b;
+#endif
+}
+
+// 1 / b for finite b in [1, 16]: AVX-512 as divide's Newton step, r + (1 - r b) r, in three
+// instructions; the others divide.
+inline vec reciprocal(vec b) {
+#if defined(__AVX512F__)
+  const vec r = (vec)_mm512_rcp14_ps((__m512)b);
+  return r + (1.0f - r * b) * r;
+#else
+  return 1.0f / b;
 #endif
 }
 
