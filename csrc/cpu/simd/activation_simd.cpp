@@ -116,8 +116,9 @@ inline vec exp_minus_twice(vec a) {
 }
 
 // Cephes tanhf: an odd polynomial x + x^3 q(x^2) for |x| < 0.625 (full relative precision near
-// 0), (1 - e) / (1 + e) with e = e^-2|x| <= 0.29 above (no cancellation; |x| clamped to 9.5, past
-// which the quotient rounds to 1); sign restored.
+// 0), (1 - e) / (1 + e) = 1 - 2e / (1 + e) with e = e^-2|x| <= 0.29 above (no cancellation; |x|
+// clamped to 9.5, past which it rounds to 1), formed as 1 - e * (1 / (0.5 + 0.5e)): a reciprocal
+// and two fused operations where 1 - e, 1 + e and a division took one more; sign restored.
 inline vec tanh(vec x) {
   const vec a = abs(x);
   const vec z = a * a;
@@ -128,7 +129,7 @@ inline vec tanh(vec x) {
   q = q * z - 3.33332819422e-1f;
   const vec small = q * z * a + a;
   const vec e = exp_minus_twice(at_most(a, 9.5f));
-  const vec large = divide(1.0f - e, 1.0f + e);
+  const vec large = 1.0f - e * reciprocal(0.5f + 0.5f * e);
   return copysign(a < 0.625f ? small : large, x);
 }
 
