@@ -156,6 +156,14 @@ int64_t pack_transposed(const float* src, int64_t src_stride, int64_t count, int
 
 // kMR <= kWidth on every ISA: one transpose covers a panel's rows.
 void pack_a(const float* a, int64_t row_stride, int64_t col_stride, int64_t rows, int64_t kc, float* dst) {
+  // A transposed (the weight gradients of matmul and linear): a panel's kMR floats at each k are
+  // contiguous, one fixed-size copy per k instead of kMR scalar ones, which took 8% of a 1024^3
+  // A^T @ B. Packing a 2048x2048 A^T in 256-k blocks, 1 thread, 61 alternations, medians:
+  // AVX-512 0.66 -> 0.51 ns per float (faster 57/61), AVX2 1.11 -> 0.58 (61/61).
+  if (row_stride == 1 && rows == kMR) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kMR, a + k * col_stride, kMR * sizeof(float));
+    return;
+  }
   const int64_t k0 = col_stride == 1 ? pack_transposed<kMR>(a, row_stride, rows, kc, kMR, dst) : 0;
   for (int64_t k = k0; k < kc; ++k)
     for (int64_t i = 0; i < rows; ++i) dst[k * kMR + i] = a[i * row_stride + k * col_stride];
