@@ -71,7 +71,9 @@ bool direct_a(int64_t M, int64_t N, int64_t K, int64_t a_col_stride) {
 
 // Packing B costs a load and a store per element, repaid over M/MR micro-kernel calls; a small
 // row-major B that stays in L1 is read in place instead, in the panels whose width is whole
-// vectors (64^3, 1 thread: packing was 11% of the product's profile).
+// vectors (64^3, 1 thread: packing was 11% of the product's profile). A B of up to 64K floats
+// read in place (rows past L1, a row stride apart) measured within noise at 256^3 and lost at
+// 192^3 (118 -> 106 GF/s, 1 thread, CPU time, faster 9/25) and 1024x1024x64 (102 -> 90, 7/25).
 constexpr int64_t kDirectBFloats = 8192;
 bool direct_b(int64_t M, int64_t N, int64_t K, int64_t b_col_stride) {
   return b_col_stride == 1 && N * K <= kDirectBFloats && small_product(M, N, K);
@@ -190,6 +192,15 @@ void gemm_split_k(int64_t threads, int64_t M, int64_t N, int64_t K, float alpha,
 // gemm_serial on it with their own packing buffers: no shared state and no barrier inside the
 // product (with another process on the cores, each barrier can cost a scheduler time slice).
 // Each thread packs all of the shorter operand, threads/N_tiles extra packing per FMA: small.
+// Packing B once between 2 threads instead (each packed half the rows of every block of B into
+// one of two shared buffers, one barrier per block) lost: 2 threads, products during which no
+// thread waited on a run queue, medians: 256^3 214 -> 196 GF/s, 512^3 276 -> 258; under load,
+// flops per process CPU second at 512^3 35 -> 18 (likely: each thread read the other's half from
+// the other core, and each block waited for the slower thread). Splitting a square by columns (A
+// read in place, each thread packing its half of B) or in 2-D measured as by rows (1 thread, CPU
+// time, one thread's share of 256^3 and 512^3, 30 alternations); 32-row strips taken from a shared
+// counter measured as fixed halves, alone and beside a busy process pinned to one core (there
+// every library's product waited a time slice for its preempted thread: the OpenMP join needs it).
 void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
                  int64_t a_col_stride, const float* a_prepacked, const float* b, int64_t b_row_stride,
                  int64_t b_col_stride, float beta, float* c, int64_t ldc) {
