@@ -110,7 +110,7 @@ inline vec sigmoid_slope(vec x) {
 // exp's hi + lo pair: its error of 1e-9 moves e^(-2a) by 28 * 2e-9 relative at most, where
 // e^(-2a) < 1e-8 is far below tanh's rounding.
 inline vec exp_minus_twice(vec a) {
-  const vec n = (a * -2.88539008177792681f + kRoundingMagic) - kRoundingMagic;
+  const vec n = round_to_integer(a * (-2.0f * kLog2e));
   const vec s = a + n * 0.346573590279972655f;
   return times_power_of_2(exp_polynomial(s, -2.0f), n);
 }
@@ -198,9 +198,9 @@ void tanh_backward_from_output(int64_t n, const float* grad_y, const float* y, f
 // polynomial in u = 1 / (1 + 0.4 a), least-squares fitted to relative error 4.5e-8 on
 // [0, 14.5] (float coefficients; ~2.5 ULP once u and Horner round). e^(-a^2/2) must see the
 // exact square: a float a^2 is off by up to 2^-24 a^2, which is ~50 ULP of e^(-a^2/2) at a = 14.
-// So -a^2/2 = square + error (negative_half_square) and scaled_exp takes the error as its small
-// correction. x is clamped to +-14.4 (a to 14.4): -a^2/2 >= -103.7 stays in exp's range with no
-// clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every x < -14.4 gives -0
+// So exp's reduction -a^2/2 - n ln2_hi is taken from the exact product, rounded once
+// (negative_half_square_minus). x is clamped to +-14.4 (a to 14.4): -a^2/2 >= -103.7 stays in
+// exp's range with no clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every x < -14.4 gives -0
 // and every x > 14.4 gives x - 0 without a select of their own (x Phi(x) rounds so past 14.4).
 constexpr float kGeluTail = 14.4f;
 constexpr float kInvSqrt2Pi = 0.398942280f;
@@ -220,10 +220,12 @@ inline vec normal_tail_ratio(vec a) {  // R(a), a in [0, kGeluTail]
   return p * u - 1.313906751e-06f;
 }
 
-// factor * e^(-a^2/2) for a in [0, kGeluTail], exact square as above.
+// factor * e^(-a^2/2) for a in [0, kGeluTail]: n from the rounded square, the reduced argument
+// from the exact one as above.
 inline vec scaled_half_gaussian(vec factor, vec a) {
-  const Square s = negative_half_square(a);
-  return scaled_exp_in_range(factor, s.square, s.error);
+  const vec half = -0.5f * a;
+  const vec n = round_to_integer(a * half * kLog2e);
+  return scaled_exp_reduced(factor, negative_half_square_minus(a, half, n * kLn2Hi) - n * kLn2Lo, n);
 }
 
 // x * 0 + x Q(a) for x < 0 is x Q(a), except at -inf: NaN (-inf * 0), as in torch.
@@ -241,7 +243,7 @@ inline vec gelu(vec x) {
 inline vec gelu_slope(vec x) {
   const vec a = abs(x);
   const vec in_range = at_most(a, kGeluTail);
-  const vec d = exp_nonpositive(-0.5f * in_range * in_range) * (in_range * kInvSqrt2Pi - normal_tail_ratio(in_range));
+  const vec d = exp_in_range(-0.5f * in_range * in_range) * (in_range * kInvSqrt2Pi - normal_tail_ratio(in_range));
   const vec slope = x < 0.0f ? -d : 1.0f + d;
   return a > kGeluTail ? (x < 0.0f ? splat(0.0f) : splat(1.0f)) + x * 0.0f : slope;  // NaN at +-inf, as torch
 }

@@ -94,25 +94,6 @@ inline vec reciprocal(vec b) {
 #endif
 }
 
-// -a^2/2 = square + error exactly, square the rounded float. AVX-512: a (-a/2), -a/2 exact, and its
-// error, one fused multiply-subtract. Elsewhere a = hi + lo with hi its top 12 bits, so hi (-hi/2) is
-// exact and the rest, (-lo/2) (a + hi), a small correction.
-struct Square {
-  vec square, error;
-};
-
-inline Square negative_half_square(vec a) {
-#if defined(__AVX512F__)
-  const vec half = -0.5f * a;
-  const vec square = a * half;
-  return {square, (vec)_mm512_fmsub_ps((__m512)a, (__m512)half, (__m512)square)};
-#else
-  const vec hi = (vec)((ivec)a & int(0xfffff000));
-  const vec lo = a - hi;
-  return {-0.5f * hi * hi, -0.5f * lo * (a + hi)};
-#endif
-}
-
 // v 2^n for integral n in [-150, 129], rounded once also when the result is subnormal.
 inline vec times_power_of_2(vec v, vec n) {
 #if defined(__AVX512F__)
@@ -129,7 +110,7 @@ inline vec times_power_of_2(vec v, vec n) {
 #endif
 }
 
-// e^(k r) by exp's polynomial below in k r (k r within exp's reduced range), taken in Horner form
+// e^(k r) by exp's polynomial (scaled_exp_reduced) in k r (k r within exp's reduced range), taken in Horner form
 // in r with coefficient i times k^i: folded at compile time, and for k a power of 2 exact, so the
 // roundings are those of the polynomial in k r without forming k r.
 inline vec exp_polynomial(vec r, float k) {
@@ -141,35 +122,47 @@ inline vec exp_polynomial(vec r, float k) {
   return p;
 }
 
-// factor * e^(x + x_lo), x_lo a small correction (|x_lo| < 2^-10) that carries the low bits of an
-// argument too precise for one float. e^x = 2^n * e^r with n = round(x / ln2) and r = x - n ln2 + x_lo
-// in [-ln2/2, ln2/2] widened by |x_lo| (n ignores x_lo: one addition fewer; ln2 split in a hi part
-// exact in float times any n here, and a lo part), e^r = 1 + r + r^2 p(r), p of degree 4 fitted to
-// e^r's relative error (4.6e-9 with these float coefficients, well under the roundings; Cephes
-// expf's degree 5 is one FMA more), so e^x is within ~1 ULP. All of it in Horner form,
-// 1 + r (1 + r p(r)): one instruction fewer than 1 + r + r^2 p(r), the same worst errors over the
-// activation tests' sweep. x must lie in [-104, 89] (or be NaN, which propagates), so n never
-// leaves [-150, 129]: the callers below clamp.
-inline vec scaled_exp_in_range(vec factor, vec x, vec x_lo) {
-  const vec n = (x * 1.44269504088896341f + kRoundingMagic) - kRoundingMagic;
-  vec r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f + x_lo;
+// exp's reduction: e^x = 2^n e^r with n = round(x / ln2) and r = x - n ln2 in [-ln2/2, ln2/2], ln2
+// split in a hi part exact in float times any n here and a lo part. kRoundingMagic rounds x / ln2
+// (|x / ln2| < 2^22).
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+
+inline vec round_to_integer(vec x) { return (x + kRoundingMagic) - kRoundingMagic; }
+
+// factor * 2^n e^r for r in exp's reduced range (or a little past it) and integral n in
+// [-150, 129]: e^r = 1 + r + r^2 p(r), p of degree 4 fitted to e^r's relative error (4.6e-9 with
+// these float coefficients, well under the roundings; Cephes expf's degree 5 is one FMA more), so
+// e^x is within ~1 ULP. All of it in Horner form, 1 + r (1 + r p(r)): one instruction fewer than
+// 1 + r + r^2 p(r), the same worst errors over the activation tests' sweep.
+inline vec scaled_exp_reduced(vec factor, vec r, vec n) {
   return times_power_of_2(factor * exp_polynomial(r, 1.0f), n);
+}
+
+// e^x for x in [-104, 89] (or NaN, which propagates), so that n never leaves [-150, 129].
+inline vec exp_in_range(vec x) {
+  const vec n = round_to_integer(x * kLog2e);
+  return scaled_exp_reduced(splat(1.0f), (x - n * kLn2Hi) - n * kLn2Lo, n);
 }
 
 // Below -104 e^x rounds to 0 and above 89 it overflows to inf; NaN passes the clamp. Most callers
 // know x <= 0 and save the upper clamp's instruction.
-inline vec scaled_exp(vec factor, vec x, vec x_lo) {
-  return scaled_exp_in_range(factor, clamp(x, -104.0f, 89.0f), x_lo);
-}
+inline vec exp(vec x) { return exp_in_range(clamp(x, -104.0f, 89.0f)); }
+inline vec exp_nonpositive(vec x) { return exp_in_range(at_least(x, -104.0f)); }
 
-inline vec scaled_exp_nonpositive(vec factor, vec x, vec x_lo) {  // x <= 0 or NaN
-  return scaled_exp_in_range(factor, at_least(x, -104.0f), x_lo);
+// -a^2/2 - t rounded once, given half = -a/2, for t = 0 or within a factor of 2 of -a^2/2 (the
+// reduction's n ln2_hi in e^(-a^2/2)). FMA: one fused multiply-subtract. Without (SSE2): a = hi + lo
+// with hi its top 12 bits, so hi (-hi/2) is exact, and so is its difference with t (Sterbenz),
+// then plus the rest, (-lo/2) (a + hi), a small correction.
+inline vec negative_half_square_minus(vec a, vec half, vec t) {
+#if defined(__AVX512F__)
+  return (vec)_mm512_fmsub_ps((__m512)a, (__m512)half, (__m512)t);
+#elif defined(__FMA__)
+  return (vec)_mm256_fmsub_ps((__m256)a, (__m256)half, (__m256)t);
+#else
+  const vec hi = (vec)((ivec)a & int(0xfffff000));
+  const vec lo = a - hi;
+  return (-0.5f * hi * hi - t) + -0.5f * lo * (a + hi);
+#endif
 }
-
-// x_lo = -0, not 0: x + -0 is x for every x, so the compiler drops the additions (x + 0 is not
-// x when x is -0, so those would stay).
-inline vec exp(vec x) { return scaled_exp(splat(1.0f), x, -vec{}); }
-inline vec exp_nonpositive(vec x) { return scaled_exp_nonpositive(splat(1.0f), x, -vec{}); }
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
