@@ -82,7 +82,9 @@ def _sweep():
     # Dense over [-20, 20]; coarser over [-120, 120], which takes the vector exp through its whole
     # range (sigmoid(x) ~ e^x down to e^-104, past which it rounds to 0, through the subnormals).
     tiny = np.geomspace(1e-45, 1e-3, 2000)
-    special = [0.0, -0.0, 0.625, -0.625, 88.0, 89.0, 104.0, -104.0, 1e10, -1e10, 3e38, -3e38, np.inf, -np.inf]
+    # The kernels' breakpoints: tanh's 0.625 and 9.5 (its clamp), GELU's tail at 14.4, exp's range.
+    special = [0.0, -0.0, 0.625, -0.625, 9.5, -9.5, 14.4, -14.4, 14.45, -14.45, 88.0, 89.0, 104.0, -104.0, 1e10,
+               -1e10, 3e38, -3e38, np.inf, -np.inf]
     return np.concatenate([np.linspace(-20, 20, 100_001), np.linspace(-120, 120, 24_001), tiny, -tiny,
                            special]).astype(np.float32)
 
