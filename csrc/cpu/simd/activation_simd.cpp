@@ -249,8 +249,8 @@ inline vec scaled_half_gaussian(vec factor, vec a) {
 
 // x * 0 + x Q(a) for x < 0 is x Q(a), except at -inf: NaN (-inf * 0), as in torch.
 inline vec gelu(vec x) {
-  const vec a = abs_at_most(x, kGeluTail);
-  const vec x_q = scaled_half_gaussian(clamp_magnitude(x, kGeluTail) * normal_tail_ratio(a), a);  // x Q(a)
+  const vec a = at_most(abs(x), kGeluTail);
+  const vec x_q = scaled_half_gaussian(clamp(x, -kGeluTail, kGeluTail) * normal_tail_ratio(a), a);  // x Q(a)
   return x < 0.0f ? x * 0.0f + x_q : x - x_q;
 }
 

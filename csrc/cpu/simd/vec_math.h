@@ -49,26 +49,6 @@ inline vec at_least(vec x, float lo) {
 // x clamped to [lo, hi], NaN passed through.
 inline vec clamp(vec x, float lo, float hi) { return at_most(at_least(x, lo), hi); }
 
-// x clamped to [-limit, limit], and |x| clamped to limit (limit > 0). AVX-512: one vrangeps each
-// (the smaller magnitude of x and limit, with x's sign or none), where a clamp takes two
-// instructions and |x| then one more, in a dependent chain. A NaN x gives limit there (NaN
-// elsewhere), so callers carry NaN through x itself.
-inline vec clamp_magnitude(vec x, float limit) {
-#if defined(__AVX512DQ__)
-  return (vec)_mm512_range_ps((__m512)x, _mm512_set1_ps(limit), 0b0010);
-#else
-  return clamp(x, -limit, limit);
-#endif
-}
-
-inline vec abs_at_most(vec x, float limit) {
-#if defined(__AVX512DQ__)
-  return (vec)_mm512_range_ps((__m512)x, _mm512_set1_ps(limit), 0b1010);
-#else
-  return at_most(abs(x), limit);
-#endif
-}
-
 // a / b for finite b in [1, 16]. AVX-512: a 14-bit reciprocal estimate r and one Newton step on
 // the quotient, q + (a - q b) r, which leaves a relative error of ~2^-28 before the last rounding
 // (~0.56 ULP in all): four cheap instructions where a division blocks its unit for ~10 cycles.
