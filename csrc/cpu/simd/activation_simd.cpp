@@ -207,8 +207,9 @@ void tanh_backward_from_output(int64_t n, const float* grad_y, const float* y, f
 // exact square: a float a^2 is off by up to 2^-24 a^2, which is ~50 ULP of e^(-a^2/2) at a = 14.
 // So exp's reduction -a^2/2 - n ln2_hi is taken from the exact product, rounded once
 // (negative_half_square_minus). x is clamped to +-14.4 (a to 14.4): -a^2/2 >= -103.7 stays in
-// exp's range with no clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every x < -14.4 gives -0
-// and every x > 14.4 gives x - 0 without a select of their own (x Phi(x) rounds so past 14.4).
+// exp's range with no clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every
+// x < -14.4 gives -0 and every x > 14.4 gives x - 0 without a select of their own (x Phi(x) rounds
+// so past 14.4).
 constexpr float kGeluTail = 14.4f;
 constexpr float kInvSqrt2Pi = 0.398942280f;
 

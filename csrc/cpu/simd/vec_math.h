@@ -90,9 +90,9 @@ inline vec times_power_of_2(vec v, vec n) {
 #endif
 }
 
-// e^(k r) by exp's polynomial (scaled_exp_reduced) in k r (k r within exp's reduced range), taken in Horner form
-// in r with coefficient i times k^i: folded at compile time, and for k a power of 2 exact, so the
-// roundings are those of the polynomial in k r without forming k r.
+// e^(k r) by exp's polynomial (scaled_exp_reduced) in k r, k r within exp's reduced range, taken in
+// Horner form in r with coefficient i times k^i: folded at compile time, and for k a power of 2
+// exact, so the roundings are those of the polynomial in k r without forming k r.
 inline vec exp_polynomial(vec r, float k) {
   const float coefficients[] = {1.0f, 1.0f, 4.9999994e-1f, 1.666652e-1f, 4.1668393e-2f, 8.368747e-3f, 1.3814518e-3f};
   float k_powers[7] = {1.0f};
