@@ -4,8 +4,7 @@ For each op and shape: fastnn's median time and GFLOP/s (or GB/s for memory-boun
 same for every peer that is installed, the ratio fastnn speed / peer speed, and the percentage
 of this machine's limit: the FMA peak of the ISA in use (the best reading of the run, each case
 measuring it again) or the parallel copy bandwidth measured next to each case (the better of
-regular and streaming stores). Every library is limited to the same
-thread count.
+regular and streaming stores). Every library is limited to the same thread count.
 """
 import argparse
 import contextlib
@@ -215,18 +214,17 @@ def run_cases(cases, repeats):
             row["libraries"][name] = {"ms": seconds * 1e3, "rate": case.work / seconds * 1e-9}
         fastnn_rate = row["libraries"]["fastnn"]["rate"]
         row["peak"] = measure_peak(case.unit)
-        row["percent_of_peak"] = 100.0 * fastnn_rate / row["peak"].get("fma_gflops", row["peak"].get("copy_gbps"))
         for name, lib in row["libraries"].items():
             lib["fastnn_ratio"] = fastnn_rate / lib["rate"]
         results.append(row)
     # FLOP rows are rated against the best FMA peak of the run: the cores' FMA throughput does
     # not drift as the host's memory bandwidth does, and a low reading is the measurement
-    # disturbed (likely host steal, which the guest counts as CPU time): runs on 2026-11-24 read 191-198
-    # GFLOP/s once each among 360-377, which rated a conv at 100-103%.
-    fma = [row["peak"]["fma_gflops"] for row in results if "fma_gflops" in row["peak"]]
+    # disturbed (likely host steal, which the guest counts as CPU time): runs on 2026-11-24 read
+    # 191-198 GFLOP/s once each among 360-377, which rated a conv at 100-103%.
+    best_fma = max((row["peak"]["fma_gflops"] for row in results if "fma_gflops" in row["peak"]), default=None)
     for row in results:
-        if "fma_gflops" in row["peak"]:
-            row["percent_of_peak"] = 100.0 * row["libraries"]["fastnn"]["rate"] / max(fma)
+        limit = best_fma if "fma_gflops" in row["peak"] else row["peak"]["copy_gbps"]
+        row["percent_of_peak"] = 100.0 * row["libraries"]["fastnn"]["rate"] / limit
     return results
 
 

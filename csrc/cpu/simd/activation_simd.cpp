@@ -58,9 +58,10 @@ inline vec load_padded(const float* x, int64_t i, int64_t count) {
   return part;
 }
 
-// Inputs are prefetched 4 KB ahead: the exp-based ops spend so long per vector that the
-// hardware prefetcher alone kept too few lines in flight from memory (2 threads, 16M floats:
-// sigmoid 22-33 -> 37 GB/s, GELU 17-19 -> 23, sigmoid backward 28-30 -> 33-41; in L2, no change).
+// Inputs are prefetched kPrefetchAhead (4 KB) ahead: the exp-based ops spend so long per vector
+// that the hardware prefetcher alone kept too few lines in flight from memory (2 threads, 16M
+// floats: sigmoid 22-33 -> 37 GB/s, GELU 17-19 -> 23, sigmoid backward 28-30 -> 33-41; in L2, no
+// change).
 // With it the forwards keep their L2 rate from memory (2 threads, Gelem/s at 16M / 256K floats,
 // medians of 7 alternated processes: tanh 4.16 / 4.17, sigmoid 5.63 / 5.57, GELU 3.31 / 3.14), so
 // what they miss of the copy bandwidth is arithmetic; slower 16M runs came with other load on the
@@ -68,7 +69,6 @@ inline vec load_padded(const float* x, int64_t i, int64_t count) {
 // 256 slower (1/20), none 25% slower; prefetcht1, an added L2 prefetch 16 KB ahead, thread slices
 // skewed or interleaved in 64 KB / 1 MB blocks, and the input's offset to the output in a page were
 // within noise or slower; prefetchnta halved the rate.
-constexpr int64_t kPrefetchAhead = 1024;
 
 inline vec load_prefetching(const float* p) {
   __builtin_prefetch(p + kPrefetchAhead);

@@ -409,9 +409,9 @@ void tile_row(const float* row, const TileColumns& t, vec (&d)[4]) {
 // V = B^T d B for the 4x4 input tiles d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], read from
 // the image as it is: a tile row shares two rows with the next, so each row is loaded and shuffled
 // once. (Splitting the padded image by column parity first, for plain loads, cost as much as the
-// transform: 13% of 32 -> 64 channels on 26x26's backward-data, 8% of its forward and backward-
-// weight.) The last vector of tiles goes
-// first: its overrun into the next tile row is then overwritten by that row's first vector.
+// transform: 13% of 32 -> 64 channels on 26x26's backward-data, 8% of its forward and
+// backward-weight.) The last vector of tiles goes first: its overrun into the next tile row is
+// then overwritten by that row's first vector.
 void winograd_input(const float* image, int64_t h, int64_t w, int64_t first_row, int64_t first_column,
                     int64_t channels, int64_t tile_rows, int64_t tiles_w, float* v, int64_t xi_stride, int64_t row) {
   for (int64_t tw = (tiles_w + kWidth - 1) / kWidth * kWidth - kWidth; tw >= 0; tw -= kWidth) {

@@ -18,6 +18,11 @@ namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 // shared with other tenants), and a kernel calls this per thread slice.
 constexpr int64_t kStreamingMinBytes = int64_t(4) << 20;
 
+// Streaming kernels prefetch their inputs this many floats (4 KB) ahead: the hardware prefetcher
+// alone kept too few lines in flight from memory (the measurements are in activation_simd.cpp
+// and pool_simd.cpp).
+constexpr int64_t kPrefetchAhead = 1024;
+
 // Elements from p to the next vector-aligned address (0 if aligned), at most n.
 inline int64_t until_aligned(const float* p, int64_t n) {
   const int64_t misaligned = int64_t(reinterpret_cast<uintptr_t>(p) % sizeof(vec));
