@@ -18,18 +18,34 @@ def isa(request):
     fastnn._C._set_isa(default)
 
 
-def gpu_available():
-    return fastnn.build_info()["cuda_devices"] > 0
+def gpu_missing():
+    """Why the CUDA kernels cannot run here, or None when they can (a GPU and CuPy)."""
+    info = fastnn.build_info()
+    if info["cuda_devices"] == 0:
+        return f"no usable GPU ({info['cuda_error']})"
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return "CuPy is not installed (pip install .[cuda])"
+    return None
 
 
 @pytest.fixture
 def require_gpu():
-    """Skips without a usable GPU, unless FASTNN_REQUIRE_GPU=1 turns that into a failure."""
-    if not gpu_available():
-        reason = f"no usable GPU ({fastnn.build_info()['cuda_error']})"
+    """Skips without a usable GPU and CuPy, unless FASTNN_REQUIRE_GPU=1 turns that into a failure."""
+    reason = gpu_missing()
+    if reason is not None:
         if os.environ.get("FASTNN_REQUIRE_GPU") == "1":
             pytest.fail(f"FASTNN_REQUIRE_GPU=1 but {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Runs a test on the host and again on the GPU (skipped as require_gpu skips)."""
+    if request.param == "cuda":
+        request.getfixturevalue("require_gpu")
+    return request.param
 
 
 # Hypothesis profiles, picked by HYPOTHESIS_PROFILE. "ci" (the default) derandomizes: each

@@ -5,6 +5,8 @@ reference, check the backward by central finite differences, and check input han
 
 `arrays` are the op's array arguments in order (float32; integer targets; None for an absent
 bias). Tolerances scale with `reduction`, the length of the longest sum behind one output.
+device="cuda" runs the same checks on CuPy copies of the arrays (the `device` fixture of
+conftest.py gives both devices), each result required to come back as a CuPy array.
 """
 import numpy as np
 
@@ -44,6 +46,28 @@ def assert_close(name, actual, expected, tol):
                              f"{err.size} elements off")
 
 
+def on_device(fn, device):
+    """fn taking and returning NumPy arrays, running on `device`: on "cuda" the arrays go in as CuPy
+    copies and every array result must come back as a CuPy array, returned as NumPy."""
+    if device == "cpu":
+        return fn
+    import cupy
+
+    def to_host(result):
+        if isinstance(result, tuple):
+            return tuple(to_host(item) for item in result)
+        if result is None:
+            return None
+        assert isinstance(result, cupy.ndarray), f"an op on CuPy arrays returned {type(result).__name__}"
+        return cupy.asnumpy(result)
+
+    def call(*args, **kwargs):
+        args = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        kwargs = {k: cupy.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        return to_host(fn(*args, **kwargs))
+    return call
+
+
 def _is_float(a):
     return a is not None and np.asarray(a).dtype == np.float32
 
@@ -57,11 +81,13 @@ def _directional_fd(fn, arrays, kwargs, index, direction, weights, eps):
     return (loss(eps) - loss(-eps)) / (2 * eps)
 
 
-def compare_with_reference(name, arrays, kwargs, tol, make_grad_output, saved=None):
-    """fastnn.ops.<name> and its backward against the float64 reference at `arrays`, the
-    backward fed make_grad_output(output shape). A gradient the reference gives as None (targets,
-    class weights, an absent bias) must be None. Returns (grad_output, grads, expected_grads)."""
-    op, op_backward = getattr(fastnn.ops, name), getattr(fastnn.ops, name + "_backward")
+def compare_with_reference(name, arrays, kwargs, tol, make_grad_output, saved=None, device="cpu"):
+    """fastnn.ops.<name> and its backward on `device` against the float64 reference at `arrays`,
+    the backward fed make_grad_output(output shape). A gradient the reference gives as None
+    (targets, class weights, an absent bias) must be None. Returns (grad_output, grads,
+    expected_grads)."""
+    op = on_device(getattr(fastnn.ops, name), device)
+    op_backward = on_device(getattr(fastnn.ops, name + "_backward"), device)
     ref, ref_backward = getattr(reference, name), getattr(reference, name + "_backward")
     arrays64 = [reference.f64(a) if _is_float(a) else a for a in arrays]
 
@@ -85,18 +111,19 @@ def compare_with_reference(name, arrays, kwargs, tol, make_grad_output, saved=No
 
 
 def check_op(name, arrays, kwargs=None, *, reduction=1, tol=None, fd_eps=1e-2, fd_rtol=2e-2,
-             kernel_fd=True, saved=None):
-    """Forward and backward against the reference; the backward against finite differences.
+             kernel_fd=True, saved=None, device="cpu"):
+    """Forward and backward on `device` against the reference; the backward against finite
+    differences.
 
     kernel_fd: also finite-difference the float32 kernel itself (off for ops whose float32
     rounding swamps a difference, e.g. huge reductions). `saved` is passed to the backward.
     """
     kwargs = dict(kwargs or {})
     tol = tolerance(reduction) if tol is None else tol
-    op, ref = getattr(fastnn.ops, name), getattr(reference, name)
+    op, ref = on_device(getattr(fastnn.ops, name), device), getattr(reference, name)
     arrays64 = [reference.f64(a) if _is_float(a) else a for a in arrays]
     grad_out, grads, expected_grads = compare_with_reference(
-        name, arrays, kwargs, tol, lambda shape: rng.standard_normal(shape).astype(np.float32), saved)
+        name, arrays, kwargs, tol, lambda shape: rng.standard_normal(shape).astype(np.float32), saved, device)
 
     for i, a in enumerate(arrays):
         if expected_grads[i] is None or a.size == 0:

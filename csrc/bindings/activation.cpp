@@ -128,4 +128,8 @@ void bind_activation(py::module_& m) {
       py::arg("grad_output"), py::arg("input"), py::arg("approximate") = "none");
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_activation_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

@@ -147,4 +147,8 @@ void bind_conv2d(py::module_& m) {
         py::arg("weight_grad") = true);
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_conv2d_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

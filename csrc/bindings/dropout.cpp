@@ -34,4 +34,8 @@ void bind_dropout(py::module_& m) {
       "index): the same call on grad_output is the backward. float32 or float64, C-contiguous.");
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_dropout_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

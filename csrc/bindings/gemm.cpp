@@ -200,4 +200,8 @@ void bind_gemm(py::module_& m) {
         py::arg("has_bias"));
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_gemm_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

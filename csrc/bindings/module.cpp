@@ -18,6 +18,16 @@ void bind_softmax(py::module_& m);
 void bind_peak(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_dropout(py::module_& m);
+#ifdef FASTNN_WITH_CUDA
+// The same ops on CuPy arrays, in the submodule _C.cuda under the same names and arguments.
+void bind_gemm_cuda(py::module_& m);
+void bind_conv2d_cuda(py::module_& m);
+void bind_pool_cuda(py::module_& m);
+void bind_activation_cuda(py::module_& m);
+void bind_softmax_cuda(py::module_& m);
+void bind_optim_cuda(py::module_& m);
+void bind_dropout_cuda(py::module_& m);
+#endif
 }  // namespace fastnn::bindings
 
 namespace {
@@ -83,4 +93,14 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bindings::bind_peak(m);
   fastnn::bindings::bind_optim(m);
   fastnn::bindings::bind_dropout(m);
+#ifdef FASTNN_WITH_CUDA
+  py::module_ cuda = m.def_submodule("cuda", "fastnn's CUDA kernels on CuPy arrays (private: use fastnn.ops)");
+  fastnn::bindings::bind_gemm_cuda(cuda);
+  fastnn::bindings::bind_conv2d_cuda(cuda);
+  fastnn::bindings::bind_pool_cuda(cuda);
+  fastnn::bindings::bind_activation_cuda(cuda);
+  fastnn::bindings::bind_softmax_cuda(cuda);
+  fastnn::bindings::bind_optim_cuda(cuda);
+  fastnn::bindings::bind_dropout_cuda(cuda);
+#endif
 }

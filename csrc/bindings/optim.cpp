@@ -57,4 +57,8 @@ void bind_optim(py::module_& m) {
       "One fused Adam/AdamW step in place (float32 or float64, C-contiguous, equal shapes); see fastnn/optim.h.");
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_optim_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

@@ -197,4 +197,8 @@ void bind_pool(py::module_& m) {
         py::arg("count_include_pad"), py::arg("divisor_override") = py::none());
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_pool_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

@@ -267,4 +267,8 @@ void bind_softmax(py::module_& m) {
         py::arg("reduction") = "mean", py::arg("label_smoothing") = 0.0);
 }
 
+#ifdef FASTNN_WITH_CUDA
+void bind_softmax_cuda(py::module_& m) {}
+#endif
+
 }  // namespace fastnn::bindings

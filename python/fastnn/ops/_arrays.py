@@ -1,7 +1,8 @@
 """Turning what users pass into what the kernels accept, with errors that name the argument.
 
 `accepts_arrays` makes an op take foreign arrays (PyTorch tensors, anything with `__dlpack__`)
-as zero-copy NumPy views and give its results back in its first argument's array type.
+as zero-copy NumPy views, or CuPy views when they are in GPU memory, and give its results back in
+its first argument's array type. `kernels` picks the device's kernels for an op.
 """
 import functools
 import inspect
@@ -10,6 +11,7 @@ import sys
 
 import numpy as np
 
+from .. import _C
 from ..tensor import Tensor
 
 _KERNEL_LAYOUT = ["C_CONTIGUOUS", "ALIGNED"]
@@ -21,6 +23,8 @@ def as_float32(op, name, value, strided=False):
 
     Raises TypeError for any other dtype rather than converting silently.
     """
+    if type(value) is not np.ndarray and _is_cupy(value):
+        return _cupy_float32(op, name, value)
     array = np.asarray(value)
     if array.dtype != np.float32:
         raise TypeError(f"{op}: {name} must be float32, got {array.dtype} (convert with .astype(np.float32))")
@@ -36,12 +40,47 @@ def as_optional_float32(op, name, value):
 
 def as_index(op, name, value):
     """A C-contiguous int64 array of class indices (any integer dtype is accepted)."""
+    if _is_cupy(value):
+        return _cupy_index(op, name, value)
     array = np.asarray(value)
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{op}: {name} must hold integer class indices, got {array.dtype}")
     if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{op}: {name} holds {array.max()}, past the int64 range of class indices")
     return np.require(array.astype(np.int64, copy=False), requirements=_KERNEL_LAYOUT)
+
+
+def _cupy_float32(op, name, array):
+    """as_float32 for a CuPy array: the CUDA kernels take C-contiguous arrays only."""
+    if array.dtype != np.float32:
+        raise TypeError(f"{op}: {name} must be float32, got {array.dtype} (convert with .astype(cupy.float32))")
+    return array if array.flags.c_contiguous else sys.modules["cupy"].ascontiguousarray(array)
+
+
+def _cupy_index(op, name, array):
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {name} must hold integer class indices, got {array.dtype}")
+    if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{op}: {name} holds {int(array.max())}, past the int64 range of class indices")
+    return sys.modules["cupy"].ascontiguousarray(array.astype(np.int64, copy=False))
+
+
+def kernels(array):
+    """The compiled kernels for `array`'s device: fastnn._C for host arrays, fastnn._C.cuda (the
+    same names and arguments) for CuPy arrays. This is where every op picks its device; its other
+    arrays must be on the same one (the CUDA bindings check that each is in the current GPU's
+    memory, and _call_with_foreign_arrays that no host array is mixed in)."""
+    if type(array) is np.ndarray or not _is_cupy(array):
+        return _C
+    return _cuda_kernels()
+
+
+def _cuda_kernels():
+    cuda = getattr(_C, "cuda", None)
+    if cuda is None:
+        raise TypeError("fastnn: this build has no CUDA kernels (built without nvcc, or with FASTNN_CUDA=OFF); "
+                        "copy the arrays to the host first (CuPy: .get())")
+    return cuda
 
 
 # The exact-type tests first: isinstance against a numbers ABC takes ~0.8 us, and conv2d's
@@ -139,14 +178,25 @@ def _call_with_foreign_arrays(op_function, op, names, args, kwargs):
     arrays = [as_numpy(op, name, value) for name, value in zip(names, args)]
     if kwargs:  # a comprehension costs 0.3 us even when empty
         kwargs = {name: as_numpy(op, name, value) for name, value in kwargs.items()}
+    _check_one_device(op, list(zip(names, arrays)) + list(kwargs.items()))
     result = op_function(*arrays, **kwargs)
     return _as_torch(result) if to_torch else result
 
 
-def as_numpy(op, name, value):
-    """A NumPy view of an array argument of any type; values that are no arrays pass unchanged.
+def _check_one_device(op, named_arrays):
+    """Raises TypeError naming the arguments when GPU and host arrays are mixed in one call."""
+    on_gpu = [name for name, value in named_arrays if _is_cupy(value)]
+    on_host = [name for name, value in named_arrays if isinstance(value, np.ndarray)]
+    if on_gpu and on_host:
+        raise TypeError(f"{op}: {', '.join(on_gpu)} on the GPU but {', '.join(on_host)} on the host; move them "
+                        f"to one device first (torch: .cuda() / .cpu(), CuPy: cupy.asarray() / .get())")
 
-    Raises TypeError for arrays in device memory rather than copying them to the host.
+
+def as_numpy(op, name, value):
+    """A NumPy view of an array argument of any type, or a CuPy view of one in GPU memory; values
+    that are no arrays pass unchanged.
+
+    Raises TypeError for arrays on a device the build has no kernels for, rather than copying.
     """
     if isinstance(value, Tensor):
         value = value._data  # what np.asarray gave the ops before they took other arrays
@@ -168,9 +218,29 @@ def as_numpy(op, name, value):
 
 
 def _on_device(op, name, value, device):
-    """The one place where arrays in device memory would go to the CUDA kernels, once built."""
-    raise TypeError(f"{op}: {name} ({type(value).__module__}.{type(value).__name__}) is on {device}, but this "
-                    f"build of fastnn has no CUDA kernels; copy it to the host first (torch: .cpu(), CuPy: .get())")
+    """A CuPy view of `value`, an array in GPU memory (torch or any DLPack producer), for the CUDA
+    kernels; TypeError when this build has none or CuPy is missing (never a silent copy)."""
+    if _is_cupy(value):
+        return value
+    where = f"{name} ({type(value).__module__}.{type(value).__name__}) is on {device}"
+    if getattr(_C, "cuda", None) is None or not device.startswith("cuda"):
+        kind = "CUDA kernels" if device.startswith("cuda") else "kernels for it"
+        raise TypeError(f"{op}: {where}, but this build of fastnn has no {kind}; copy it to the host first "
+                        f"(torch: .cpu(), CuPy: .get())")
+    try:
+        import cupy
+    except ImportError:
+        raise TypeError(f"{op}: {where}; fastnn's CUDA kernels take CuPy arrays and CuPy is not installed "
+                        f"(pip install fastnn[cuda])") from None
+    if _is_torch(value) and value.requires_grad:
+        value = value.detach()
+    return cupy.from_dlpack(value)
+
+
+def _is_cupy(value):
+    """Whether `value` is a cupy.ndarray, without importing CuPy (as _is_torch)."""
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(value, cupy.ndarray)
 
 
 def _is_torch(value):
@@ -182,7 +252,10 @@ def _is_torch(value):
 
 def _as_torch(result):
     """`result` (an array, None, or a tuple of them) as torch tensors sharing its memory
-    (torch.from_numpy: 0.6 us, torch.from_dlpack: 4.8 us)."""
+    (torch.from_numpy: 0.6 us, torch.from_dlpack: 4.8 us; CuPy arrays only have the latter)."""
     if isinstance(result, tuple):
         return tuple(_as_torch(item) for item in result)
-    return None if result is None else sys.modules["torch"].from_numpy(result)
+    if result is None:
+        return None
+    torch = sys.modules["torch"]
+    return torch.from_numpy(result) if isinstance(result, np.ndarray) else torch.from_dlpack(result)
