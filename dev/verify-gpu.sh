@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Issue 6's checks on a machine with an NVIDIA GPU (the device tool's): build and install, the
+# whole suite with GPU tests required (FASTNN_REQUIRE_GPU=1 fails any that would skip), the CUDA
+# tests once under compute-sanitizer's memcheck, and the training example on CUDA against PyTorch
+# on the same GPU. Logs go to $OUT (the device tool brings them back), else build/gpu-verify.
+#   Fashion-MNIST: the device cannot download; copy the IDX files here first and carry them:
+#   mkdir -p data && cp -r /usr/share/datasets/fashion-mnist data/   (data/ is git-ignored)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-build/gpu-verify}
+mkdir -p "$out"
+status=0
+step() {  # step NAME COMMAND...: runs it, logs to $out/NAME.log, prints a one-line verdict
+  local name=$1
+  shift
+  "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  echo "$name: exit $rc ($(tail -n 1 "$out/$name.log"))"
+  [ $rc -eq 0 ] || status=1
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt" 2>&1
+cat "$out/gpu.txt"
+step install pip install --no-build-isolation -v .
+step info python -c "import fastnn, cupy; print(fastnn.build_info(), cupy.__version__)"
+step tests env FASTNN_REQUIRE_GPU=1 python -m pytest -q -p no:cacheprovider tests
+step memcheck compute-sanitizer --tool memcheck --error-exitcode 99 \
+  env FASTNN_REQUIRE_GPU=1 python -m pytest -q -p no:cacheprovider -k "cuda" tests
+root=()
+[ -d data/fashion-mnist ] && root=(--root data/fashion-mnist)
+step train-cuda python -m fastnn.demo --device cuda --compare-torch --checkpoint "$out/cnn.npz" "${root[@]}"
+step train-cpu python -m fastnn.demo --device cpu --checkpoint "$out/cnn-cpu.npz" "${root[@]}"
+exit $status
