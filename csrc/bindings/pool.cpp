@@ -6,8 +6,13 @@
 #include <array>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 #include "bindings/common.h"
+#ifdef FASTNN_WITH_CUDA
+#include "bindings/cuda_arrays.h"
+#include "fastnn/cuda/pool.h"
+#endif
 
 namespace fastnn::bindings {
 namespace {
@@ -33,14 +38,21 @@ int64_t pooled_size(int64_t in_size, int64_t kernel, int64_t stride, int64_t pad
   return out;
 }
 
+constexpr const char* kInputLayout = "(N, C, H, W) or (C, H, W)";
+constexpr const char* kSavedLayout = "(N, C, H_out, W_out)";
+
 struct PoolShape {
   cpu::Pool2dShape s;
   Shape out;  // the input's leading dims, then (out_h, out_w)
 };
 
-PoolShape pool_shape(const py::array& input, const char* op, const Pair& kernel, const Pair& stride,
-                     const Pair& padding, const Pair& dilation, bool ceil_mode) {
-  const Shape in = check_float(input, op, "input", {3, 4}, "(N, C, H, W) or (C, H, W)");
+Shape check_input(const py::array& input, const char* op) {
+  return check_float(input, op, "input", {3, 4}, kInputLayout);
+}
+
+// The pooling of an input of shape `in`, checked alike for host and CUDA arrays.
+PoolShape pool_shape(const Shape& in, const char* op, const Pair& kernel, const Pair& stride, const Pair& padding,
+                     const Pair& dilation, bool ceil_mode) {
   check_at_least(op, "kernel_size", kernel, 1);
   check_at_least(op, "stride", stride, 1);
   check_at_least(op, "padding", padding, 0);
@@ -78,18 +90,23 @@ PoolShape pool_shape(const py::array& input, const char* op, const Pair& kernel,
 }
 
 // The max kernel numbers a window's taps in int32 (so its selects vectorize).
-PoolShape max_pool_shape(const py::array& input, const char* op, const Pair& kernel, const Pair& stride,
-                         const Pair& padding, const Pair& dilation, bool ceil_mode) {
-  PoolShape p = pool_shape(input, op, kernel, stride, padding, dilation, ceil_mode);
+PoolShape max_pool_shape(const Shape& in, const char* op, const Pair& kernel, const Pair& stride, const Pair& padding,
+                         const Pair& dilation, bool ceil_mode) {
+  PoolShape p = pool_shape(in, op, kernel, stride, padding, dilation, ceil_mode);
   if (p.s.kernel_h * p.s.kernel_w > std::numeric_limits<int32_t>::max())
     value_error(op, ": kernel_size ", pair_str(kernel), " has more than 2^31 - 1 taps, the most supported");
   return p;
 }
 
+// `what` (grad_output or saved indices) has shape `got` where the output's is `expected`.
+void check_output_shape(const char* op, const char* what, const Shape& expected, const Shape& got) {
+  if (got != expected)
+    value_error(op, ": ", what, " must have the output's shape ", shape_str(expected), ", got ", shape_str(got));
+}
+
 void check_grad_output(const py::array& grad_output, const char* op, const Shape& expected) {
-  const Shape sg = check_float(grad_output, op, "grad_output", {3, 4}, shape_str(expected).c_str());
-  if (sg != expected)
-    value_error(op, ": grad_output must have the output's shape ", shape_str(expected), ", got ", shape_str(sg));
+  check_output_shape(op, "grad_output", expected,
+                     check_float(grad_output, op, "grad_output", {3, 4}, shape_str(expected).c_str()));
 }
 
 int64_t check_divisor(const char* op, const std::optional<int>& divisor_override) {
@@ -99,7 +116,8 @@ int64_t check_divisor(const char* op, const std::optional<int>& divisor_override
 
 py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pair& stride, const Pair& padding,
                       const Pair& dilation, bool ceil_mode, bool return_indices, bool relu) {
-  const PoolShape p = max_pool_shape(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode);
+  const char* op = "max_pool2d";
+  const PoolShape p = max_pool_shape(check_input(input, op), op, kernel_size, stride, padding, dilation, ceil_mode);
   auto output = new_array(p.out);
   float* out = data_of(output);
   py::object indices = py::none();
@@ -121,15 +139,14 @@ py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& inp
                               const Pair& stride, const Pair& padding, const Pair& dilation, bool ceil_mode,
                               const py::object& saved, bool relu) {
   const char* op = "max_pool2d_backward";
-  const PoolShape p = max_pool_shape(input, op, kernel_size, stride, padding, dilation, ceil_mode);
+  const PoolShape p = max_pool_shape(check_input(input, op), op, kernel_size, stride, padding, dilation, ceil_mode);
   check_grad_output(grad_output, op, p.out);
   py::array saved_indices;  // keeps a converted `saved` alive through the kernel call
   const int64_t* indices = nullptr;
   if (!saved.is_none()) {
     saved_indices = saved.cast<py::array>();
-    const Shape si = check_array<int64_t>(saved_indices, op, "saved", {3, 4}, "(N, C, H_out, W_out)");
-    if (si != p.out)
-      value_error(op, ": saved indices must have the output's shape ", shape_str(p.out), ", got ", shape_str(si));
+    const Shape si = check_array<int64_t>(saved_indices, op, "saved", {3, 4}, kSavedLayout);
+    check_output_shape(op, "saved indices", p.out, si);
     indices = static_cast<const int64_t*>(saved_indices.data());
     // The kernel scatters through these offsets: one out of range would write outside grad_input.
     // The scan runs without the GIL: a layer's indices are millions of entries.
@@ -155,7 +172,7 @@ py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& inp
 py::array avg_pool2d(const py::array& input, const Pair& kernel_size, const Pair& stride, const Pair& padding,
                      bool ceil_mode, bool count_include_pad, const std::optional<int>& divisor_override) {
   const char* op = "avg_pool2d";
-  const PoolShape p = pool_shape(input, op, kernel_size, stride, padding, {1, 1}, ceil_mode);
+  const PoolShape p = pool_shape(check_input(input, op), op, kernel_size, stride, padding, {1, 1}, ceil_mode);
   const int64_t divisor = check_divisor(op, divisor_override);
   auto output = new_array(p.out);
   float* out = data_of(output);
@@ -170,7 +187,7 @@ py::tuple avg_pool2d_backward(const py::array& grad_output, const py::array& inp
                               const Pair& stride, const Pair& padding, bool ceil_mode, bool count_include_pad,
                               const std::optional<int>& divisor_override) {
   const char* op = "avg_pool2d_backward";
-  const PoolShape p = pool_shape(input, op, kernel_size, stride, padding, {1, 1}, ceil_mode);
+  const PoolShape p = pool_shape(check_input(input, op), op, kernel_size, stride, padding, {1, 1}, ceil_mode);
   const int64_t divisor = check_divisor(op, divisor_override);
   check_grad_output(grad_output, op, p.out);
   auto grad_input = new_array(shape_of(input));
@@ -182,23 +199,118 @@ py::tuple avg_pool2d_backward(const py::array& grad_output, const py::array& inp
   return py::make_tuple(grad_input);
 }
 
-}  // namespace
-
-void bind_pool(py::module_& m) {
-  m.def("max_pool2d", &max_pool2d, py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("ceil_mode"), py::arg("return_indices"), py::arg("relu") = false);
-  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("input"),
-        py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
-        py::arg("saved") = py::none(), py::arg("relu") = false);
-  m.def("avg_pool2d", &avg_pool2d, py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override") = py::none());
-  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"), py::arg("input"),
-        py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
-        py::arg("count_include_pad"), py::arg("divisor_override") = py::none());
+#ifdef FASTNN_WITH_CUDA
+// The same ops on CuPy arrays: the checks above, outputs in CuPy's pool, launches on its current
+// stream. An array that passes its checks here is in the current GPU's memory.
+CudaArray<float> check_cuda_input(const py::object& input, const char* op) {
+  return check_cuda_float(input, op, "input", {3, 4}, kInputLayout);
 }
 
+const float* check_cuda_grad_output(const py::object& grad_output, const char* op, const Shape& expected) {
+  const CudaArray<float> grad =
+      check_cuda_float(grad_output, op, "grad_output", {3, 4}, shape_str(expected).c_str());
+  check_output_shape(op, "grad_output", expected, grad.shape);
+  return grad.data;
+}
+
+py::object max_pool2d_cuda(const py::object& input, const Pair& kernel_size, const Pair& stride,
+                           const Pair& padding, const Pair& dilation, bool ceil_mode, bool return_indices, bool relu) {
+  const char* op = "max_pool2d";
+  const CudaArray<float> in = check_cuda_input(input, op);
+  const PoolShape p = max_pool_shape(in.shape, op, kernel_size, stride, padding, dilation, ceil_mode);
+  auto [output, out] = new_cuda_array<float>(p.out);
+  py::object indices = py::none();
+  int64_t* indices_data = nullptr;
+  if (return_indices) std::tie(indices, indices_data) = new_cuda_array<int64_t>(p.out);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::max_pool2d(p.s, in.data, out, indices_data, relu, stream);
+  }
+  if (return_indices) return py::make_tuple(output, indices);
+  return output;
+}
+
+py::tuple max_pool2d_backward_cuda(const py::object& grad_output, const py::object& input, const Pair& kernel_size,
+                                   const Pair& stride, const Pair& padding, const Pair& dilation, bool ceil_mode,
+                                   const py::object& saved, bool relu) {
+  const char* op = "max_pool2d_backward";
+  const CudaArray<float> in = check_cuda_input(input, op);
+  const PoolShape p = max_pool_shape(in.shape, op, kernel_size, stride, padding, dilation, ceil_mode);
+  const float* grad = check_cuda_grad_output(grad_output, op, p.out);
+  const int64_t* indices = nullptr;
+  if (!saved.is_none()) {
+    const CudaArray<int64_t> si = check_cuda_array<int64_t>(saved, op, "saved", {3, 4}, kSavedLayout);
+    check_output_shape(op, "saved indices", p.out, si.shape);
+    indices = si.data;
+  }
+  auto [grad_input, grad_in] = new_cuda_array<float>(in.shape);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::max_pool2d_backward(p.s, grad, in.data, indices, grad_in, relu, stream);
+  }
+  return py::make_tuple(grad_input);
+}
+
+py::object avg_pool2d_cuda(const py::object& input, const Pair& kernel_size, const Pair& stride,
+                           const Pair& padding, bool ceil_mode, bool count_include_pad,
+                           const std::optional<int>& divisor_override) {
+  const char* op = "avg_pool2d";
+  const CudaArray<float> in = check_cuda_input(input, op);
+  const PoolShape p = pool_shape(in.shape, op, kernel_size, stride, padding, {1, 1}, ceil_mode);
+  const int64_t divisor = check_divisor(op, divisor_override);
+  auto [output, out] = new_cuda_array<float>(p.out);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::avg_pool2d(p.s, count_include_pad, divisor, in.data, out, stream);
+  }
+  return output;
+}
+
+py::tuple avg_pool2d_backward_cuda(const py::object& grad_output, const py::object& input, const Pair& kernel_size,
+                                   const Pair& stride, const Pair& padding, bool ceil_mode, bool count_include_pad,
+                                   const std::optional<int>& divisor_override) {
+  const char* op = "avg_pool2d_backward";
+  const CudaArray<float> in = check_cuda_input(input, op);
+  const PoolShape p = pool_shape(in.shape, op, kernel_size, stride, padding, {1, 1}, ceil_mode);
+  const int64_t divisor = check_divisor(op, divisor_override);
+  const float* grad = check_cuda_grad_output(grad_output, op, p.out);
+  auto [grad_input, grad_in] = new_cuda_array<float>(in.shape);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::avg_pool2d_backward(p.s, count_include_pad, divisor, grad, grad_in, stream);
+  }
+  return py::make_tuple(grad_input);
+}
+#endif
+
+// Defines one device's ops, so that both take the same names, arguments and defaults.
+template <class MaxPool, class MaxPoolBackward, class AvgPool, class AvgPoolBackward>
+void define_ops(py::module_& m, MaxPool max_pool, MaxPoolBackward max_pool_backward, AvgPool avg_pool,
+                AvgPoolBackward avg_pool_backward) {
+  m.def("max_pool2d", max_pool, py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("ceil_mode"), py::arg("return_indices"), py::arg("relu") = false);
+  m.def("max_pool2d_backward", max_pool_backward, py::arg("grad_output"), py::arg("input"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
+        py::arg("saved") = py::none(), py::arg("relu") = false);
+  m.def("avg_pool2d", avg_pool, py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override") = py::none());
+  m.def("avg_pool2d_backward", avg_pool_backward, py::arg("grad_output"), py::arg("input"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"),
+        py::arg("divisor_override") = py::none());
+}
+
+}  // namespace
+
+void bind_pool(py::module_& m) { define_ops(m, &max_pool2d, &max_pool2d_backward, &avg_pool2d, &avg_pool2d_backward); }
+
 #ifdef FASTNN_WITH_CUDA
-void bind_pool_cuda(py::module_& m) {}
+void bind_pool_cuda(py::module_& m) {
+  define_ops(m, &max_pool2d_cuda, &max_pool2d_backward_cuda, &avg_pool2d_cuda, &avg_pool2d_backward_cuda);
+}
 #endif
 
 }  // namespace fastnn::bindings

@@ -1,8 +1,9 @@
 """Pooling over the last two dims of (N, C, H, W) or (C, H, W) arrays: max_pool2d, avg_pool2d."""
+import sys
+
 import numpy as np
 
-from .. import _C
-from ._arrays import as_float32, optional_integer, pair
+from ._arrays import _is_cupy, as_float32, kernels, optional_integer, pair
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -23,8 +24,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     pass (fastnn's own): a window's output is relu of its max, and its index -1 where that max is
     not positive (relu's gradient there is 0)."""
     op = "max_pool2d"
-    return _C.max_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
-                         pair(op, "dilation", dilation, bits=32), bool(ceil_mode), bool(return_indices), bool(relu))
+    input = as_float32(op, "input", input)
+    return kernels(input).max_pool2d(input, *_window(op, kernel_size, stride, padding),
+                                     pair(op, "dilation", dilation, bits=32), bool(ceil_mode), bool(return_indices),
+                                     bool(relu))
 
 
 def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -33,10 +36,21 @@ def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     scattered through instead of recomputing each window's argmax from input. return_indices
     does not matter here."""
     op = "max_pool2d_backward"
-    indices = None if saved is None else np.require(saved, requirements=["C_CONTIGUOUS", "ALIGNED"])
-    return _C.max_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                                  *_window(op, kernel_size, stride, padding), pair(op, "dilation", dilation, bits=32),
-                                  bool(ceil_mode), indices, bool(relu))
+    grad_output, input = as_float32(op, "grad_output", grad_output), as_float32(op, "input", input)
+    window = _window(op, kernel_size, stride, padding)
+    dilation = pair(op, "dilation", dilation, bits=32)
+    return kernels(grad_output).max_pool2d_backward(grad_output, input, *window, dilation, bool(ceil_mode),
+                                                    _contiguous_indices(saved), bool(relu))
+
+
+def _contiguous_indices(saved):
+    """`saved` C-contiguous and aligned on its own device, its dtype unchanged: the binding names
+    it when it is not int64."""
+    if saved is None:
+        return None
+    if _is_cupy(saved):
+        return sys.modules["cupy"].ascontiguousarray(saved)  # CuPy allocates aligned
+    return np.require(saved, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -44,16 +58,18 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """The mean over each window: the sum divided by divisor_override if given, else by the
     window's size counting padding (count_include_pad) or not."""
     op = "avg_pool2d"
-    return _C.avg_pool2d(as_float32(op, "input", input), *_window(op, kernel_size, stride, padding),
-                         bool(ceil_mode), bool(count_include_pad),
-                         optional_integer(op, "divisor_override", divisor_override, bits=32))
+    input = as_float32(op, "input", input)
+    return kernels(input).avg_pool2d(input, *_window(op, kernel_size, stride, padding), bool(ceil_mode),
+                                     bool(count_include_pad),
+                                     optional_integer(op, "divisor_override", divisor_override, bits=32))
 
 
 def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
     """(grad_input,) of avg_pool2d."""
     op = "avg_pool2d_backward"
-    return _C.avg_pool2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                                  *_window(op, kernel_size, stride, padding), bool(ceil_mode),
-                                  bool(count_include_pad),
-                         optional_integer(op, "divisor_override", divisor_override, bits=32))
+    grad_output, input = as_float32(op, "grad_output", grad_output), as_float32(op, "input", input)
+    window = _window(op, kernel_size, stride, padding)
+    divisor = optional_integer(op, "divisor_override", divisor_override, bits=32)
+    return kernels(grad_output).avg_pool2d_backward(grad_output, input, *window, bool(ceil_mode),
+                                                    bool(count_include_pad), divisor)
