@@ -3,6 +3,10 @@
 #include <string>
 
 #include "bindings/common.h"
+#ifdef FASTNN_WITH_CUDA
+#include "bindings/cuda_arrays.h"
+#include "fastnn/cuda/activation.h"
+#endif
 
 namespace fastnn::bindings {
 namespace {
@@ -12,10 +16,14 @@ Shape check_any_shape(const py::array& a, const char* op, const char* name) {
   return check_float(a, op, name, {int(a.ndim())}, "(any shape)");
 }
 
+// grad_output and saved (on either device) must have the input's shape.
+void require_input_shape(const Shape& shape, const Shape& input_shape, const char* op, const char* name) {
+  if (shape != input_shape)
+    value_error(op, ": ", name, " must have the input's shape ", shape_str(input_shape), ", got ", shape_str(shape));
+}
+
 void check_input_shape(const py::array& a, const Shape& input_shape, const char* op, const char* name) {
-  Shape s = check_any_shape(a, op, name);
-  if (s != input_shape)
-    value_error(op, ": ", name, " must have the input's shape ", shape_str(input_shape), ", got ", shape_str(s));
+  require_input_shape(check_any_shape(a, op, name), input_shape, op, name);
 }
 
 // kernel(n, x, y) on a new array y shaped like x.
@@ -129,7 +137,129 @@ void bind_activation(py::module_& m) {
 }
 
 #ifdef FASTNN_WITH_CUDA
-void bind_activation_cuda(py::module_& m) {}
+namespace {
+
+// The CUDA twins of check_any_shape, check_input_shape, forward, backward and saved_output, on
+// CuPy arrays. An elementwise op takes the array's own rank, read from its interface first (0
+// when it has none, which check_cuda_float then reports as not a CUDA array).
+CudaArray<float> check_cuda_any_shape(const py::object& a, const char* op, const char* name) {
+  const int rank = py::hasattr(a, "__cuda_array_interface__")
+                       ? int(py::len(a.attr("__cuda_array_interface__")["shape"]))
+                       : 0;
+  return check_cuda_float(a, op, name, {rank}, "(any shape)");
+}
+
+const float* check_cuda_input_shape(const py::object& a, const Shape& input_shape, const char* op,
+                                    const char* name) {
+  const CudaArray<float> array = check_cuda_any_shape(a, op, name);
+  require_input_shape(array.shape, input_shape, op, name);
+  return array.data;
+}
+
+// kernel(n, x, y, stream) on a new CuPy array y shaped like x, on CuPy's current stream.
+template <class Kernel>
+py::object forward_cuda(const char* op, const py::object& x, Kernel kernel) {
+  const CudaArray<float> in = check_cuda_any_shape(x, op, "input");
+  auto [y, out] = new_cuda_array<float>(in.shape);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    kernel(product(in.shape), in.data, out, stream);
+  }
+  return y;
+}
+
+// (grad_input,) from kernel(n, grad_y, x, grad_x, stream).
+template <class Kernel>
+py::tuple backward_cuda(const char* op, const py::object& grad_y, const py::object& x, Kernel kernel) {
+  const CudaArray<float> in = check_cuda_any_shape(x, op, "input");
+  const float* g = check_cuda_input_shape(grad_y, in.shape, op, "grad_output");
+  auto [grad_x, out] = new_cuda_array<float>(in.shape);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    kernel(product(in.shape), g, in.data, out, stream);
+  }
+  return py::make_tuple(grad_x);
+}
+
+// The forward's output when the caller kept it (checked against the input's shape), else null.
+const float* saved_cuda_output(const py::object& saved, const py::object& x, const char* op) {
+  if (saved.is_none()) return nullptr;
+  return check_cuda_input_shape(saved, check_cuda_any_shape(x, op, "input").shape, op, "saved");
+}
+
+}  // namespace
+
+void bind_activation_cuda(py::module_& m) {
+  m.def("relu", [](const py::object& x) { return forward_cuda("relu", x, cuda::relu); }, py::arg("input"));
+  m.def(
+      "relu_backward",
+      [](const py::object& g, const py::object& x) { return backward_cuda("relu_backward", g, x, cuda::relu_backward); },
+      py::arg("grad_output"), py::arg("input"));
+
+  m.def(
+      "leaky_relu",
+      [](const py::object& x, float slope) {
+        return forward_cuda("leaky_relu", x, [=](int64_t n, const float* in, float* out, cudaStream_t stream) {
+          cuda::leaky_relu(n, in, slope, out, stream);
+        });
+      },
+      py::arg("input"), py::arg("negative_slope") = 0.01f);
+  m.def(
+      "leaky_relu_backward",
+      [](const py::object& g, const py::object& x, float slope) {
+        return backward_cuda("leaky_relu_backward", g, x,
+                             [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
+                               cuda::leaky_relu_backward(n, gy, in, slope, gx, stream);
+                             });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("negative_slope") = 0.01f);
+
+  m.def("sigmoid", [](const py::object& x) { return forward_cuda("sigmoid", x, cuda::sigmoid); }, py::arg("input"));
+  m.def(
+      "sigmoid_backward",
+      [](const py::object& g, const py::object& x, const py::object& saved) {
+        const float* y = saved_cuda_output(saved, x, "sigmoid_backward");
+        return backward_cuda("sigmoid_backward", g, x,
+                             [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
+                               cuda::sigmoid_backward(n, gy, in, y, gx, stream);
+                             });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+
+  m.def("tanh", [](const py::object& x) { return forward_cuda("tanh", x, cuda::tanh); }, py::arg("input"));
+  m.def(
+      "tanh_backward",
+      [](const py::object& g, const py::object& x, const py::object& saved) {
+        const float* y = saved_cuda_output(saved, x, "tanh_backward");
+        return backward_cuda("tanh_backward", g, x,
+                             [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
+                               cuda::tanh_backward(n, gy, in, y, gx, stream);
+                             });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+
+  m.def(
+      "gelu",
+      [](const py::object& x, const std::string& approximate) {
+        const bool tanh = gelu_tanh_approximation(approximate, "gelu");
+        return forward_cuda("gelu", x, [=](int64_t n, const float* in, float* out, cudaStream_t stream) {
+          cuda::gelu(n, in, tanh, out, stream);
+        });
+      },
+      py::arg("input"), py::arg("approximate") = "none");
+  m.def(
+      "gelu_backward",
+      [](const py::object& g, const py::object& x, const std::string& approximate) {
+        const bool tanh = gelu_tanh_approximation(approximate, "gelu_backward");
+        return backward_cuda("gelu_backward", g, x,
+                             [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
+                               cuda::gelu_backward(n, gy, in, tanh, gx, stream);
+                             });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("approximate") = "none");
+}
 #endif
 
 }  // namespace fastnn::bindings
