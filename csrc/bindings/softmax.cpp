@@ -6,6 +6,11 @@
 
 #include "bindings/common.h"
 
+#ifdef FASTNN_WITH_CUDA
+#include "bindings/cuda_arrays.h"
+#include "fastnn/cuda/softmax.h"
+#endif
+
 namespace fastnn::bindings {
 namespace {
 
@@ -16,11 +21,9 @@ struct SoftmaxShape {
   Shape shape;
 };
 
-// The (outer, D, inner) view of an input of any rank around `dim`. A 0-d input is one element
-// along dim 0 (or -1), as torch treats it.
-SoftmaxShape softmax_shape(const py::array& x, int64_t dim, const char* op) {
-  // Any rank: check_float is asked for the rank x has, so only dtype and layout are checked.
-  Shape s = check_float(x, op, "input", {static_cast<int>(x.ndim())}, "(any shape)");
+// The (outer, D, inner) view of an input of shape `s` (any rank) around `dim`. A 0-d input is
+// one element along dim 0 (or -1), as torch treats it.
+SoftmaxShape softmax_shape(const Shape& s, int64_t dim, const char* op) {
   const int64_t rank = std::max<int64_t>(1, static_cast<int64_t>(s.size()));
   if (dim < -rank || dim >= rank)
     value_error(op, ": dim ", dim, " is out of range for input of shape ", shape_str(s), " (expected ", -rank,
@@ -30,17 +33,27 @@ SoftmaxShape softmax_shape(const py::array& x, int64_t dim, const char* op) {
   return {product(s, 0, d), s[d], product(s, d + 1), s};
 }
 
-void check_same_shape(const py::array& a, const char* op, const char* name, const Shape& expected) {
-  Shape s = check_float(a, op, name, {static_cast<int>(a.ndim())}, shape_str(expected).c_str());
+// Any rank: the array checks are asked for the rank the argument has, so they check only dtype
+// and layout; the shape is checked here.
+SoftmaxShape input_shape(const py::array& x, int64_t dim, const char* op) {
+  return softmax_shape(check_float(x, op, "input", {static_cast<int>(x.ndim())}, "(any shape)"), dim, op);
+}
+
+void require_input_shape(const Shape& s, const char* op, const char* name, const Shape& expected) {
   if (s != expected) value_error(op, ": ", name, " must have the input's shape ", shape_str(expected), ", got ",
                                  shape_str(s));
+}
+
+void check_same_shape(const py::array& a, const char* op, const char* name, const Shape& expected) {
+  require_input_shape(check_float(a, op, name, {static_cast<int>(a.ndim())}, shape_str(expected).c_str()), op,
+                      name, expected);
 }
 
 using SoftmaxKernel = void (*)(int64_t, int64_t, int64_t, const float*, float*);
 using SoftmaxBackwardKernel = void (*)(int64_t, int64_t, int64_t, const float*, const float*, float*);
 
 py::array softmax_forward(const py::array& x, int64_t dim, const char* op, SoftmaxKernel kernel) {
-  SoftmaxShape s = softmax_shape(x, dim, op);
+  SoftmaxShape s = input_shape(x, dim, op);
   auto y = new_array(s.shape);
   float* out = data_of(y);
   {
@@ -54,7 +67,7 @@ py::array softmax_forward(const py::array& x, int64_t dim, const char* op, Softm
 // the backward kernel then overwrites in place.
 py::tuple softmax_backward_of(const py::array& grad_y, const py::array& x, int64_t dim, const py::object& saved,
                               const char* op, SoftmaxKernel forward, SoftmaxBackwardKernel backward) {
-  SoftmaxShape s = softmax_shape(x, dim, op);
+  SoftmaxShape s = input_shape(x, dim, op);
   check_same_shape(grad_y, op, "grad_output", s.shape);
   const float* y = nullptr;
   py::array saved_array;
@@ -114,48 +127,69 @@ std::string index_str(const Shape& shape, int64_t r) {
   return out.str();
 }
 
-struct LossArgs {
+[[noreturn]] void bad_target_error(const char* op, const Shape& target_shape, int64_t r, int64_t value, int64_t C) {
+  value_error(op, ": target", index_str(target_shape, r), " = ", value, " is out of range for ", C, " classes");
+}
+
+// What both devices' loss bindings take from the arrays' shapes and the options.
+struct LossShape {
   int64_t N, C, inner;
   Shape target_shape;
-  const float* input;
-  const int64_t* target;
-  const float* weight;  // null for none
-  py::object weight_array;  // keeps `weight` alive when it was converted from another object
   int64_t ignore_index;
   cpu::Reduction reduction;
 };
 
+// The array checks take input of any rank from 1 up (asked for the rank it has, or 1 when 0-d),
+// target of any rank, weight (C,); loss_shape checks the shapes.
+constexpr const char* kLossInputLayout = "(N, C, ...) or (C,)";
+
+int loss_input_rank(int64_t ndim) { return static_cast<int>(std::max<int64_t>(1, ndim)); }
+
 // Input (N, C, d1, ...) or (C,), target the input's shape without C (so (N, d1, ...) or 0-d),
-// weight (C,) or None; every target in [0, C) or equal to ignore_index.
-LossArgs loss_args(const py::array& input, const py::array& target, const py::object& weight,
-                   int64_t ignore_index, const std::string& reduction, const char* op) {
-  // Any rank from 1 up: check_float is asked for the rank input has, or 1 for a 0-d input.
-  Shape si = check_float(input, op, "input", {static_cast<int>(std::max<py::ssize_t>(1, input.ndim()))},
-                         "(N, C, ...) or (C,)");
-  Shape st = check_array<int64_t>(target, op, "target", {static_cast<int>(target.ndim())}, "");
+// weight (C,) when given (`sw` null when not).
+LossShape loss_shape(const Shape& si, const Shape& st, const Shape* sw, int64_t ignore_index,
+                     const std::string& reduction, const char* op) {
   Shape expected = si;
   expected.erase(expected.begin() + (si.size() == 1 ? 0 : 1));
   if (st != expected)
     value_error(op, ": target must have shape ", shape_str(expected), " for input of shape ", shape_str(si),
                 " (the input's shape without the class dim), got ", shape_str(st));
-  LossArgs a;
+  LossShape a;
   a.C = si.size() == 1 ? si[0] : si[1];
   a.N = si.size() == 1 ? 1 : si[0];
   a.inner = product(si, 2);
   if (a.C == 0) value_error(op, ": input has no classes (C = 0), shape ", shape_str(si));
+  if (sw && (*sw)[0] != a.C)
+    value_error(op, ": weight must have shape (", a.C, ",) (one per class), got ", shape_str(*sw));
   a.target_shape = st;
-  a.input = data_of(input);
-  a.target = static_cast<const int64_t*>(target.data());
-  a.weight = nullptr;
-  if (!weight.is_none()) {
-    py::array w = weight.cast<py::array>();
-    a.weight_array = w;
-    Shape sw = check_float(w, op, "weight", {1}, "(C,)");
-    if (sw[0] != a.C) value_error(op, ": weight must have shape (", a.C, ",) (one per class), got ", shape_str(sw));
-    a.weight = data_of(w);
-  }
   a.ignore_index = ignore_index;
   a.reduction = reduction_of(reduction, op);
+  return a;
+}
+
+struct LossArgs : LossShape {
+  const float* input;
+  const int64_t* target;
+  const float* weight;  // null for none
+  py::object weight_array;  // keeps `weight` alive when it was converted from another object
+};
+
+// The host arrays checked, every target in [0, C) or equal to ignore_index.
+LossArgs loss_args(const py::array& input, const py::array& target, const py::object& weight,
+                   int64_t ignore_index, const std::string& reduction, const char* op) {
+  Shape si = check_float(input, op, "input", {loss_input_rank(input.ndim())}, kLossInputLayout);
+  Shape st = check_array<int64_t>(target, op, "target", {static_cast<int>(target.ndim())}, "");
+  py::object weight_array;
+  const float* w = nullptr;
+  Shape sw;
+  if (!weight.is_none()) {
+    py::array array = weight.cast<py::array>();
+    sw = check_float(array, op, "weight", {1}, "(C,)");
+    w = data_of(array);
+    weight_array = std::move(array);
+  }
+  LossArgs a{loss_shape(si, st, w ? &sw : nullptr, ignore_index, reduction, op), data_of(input),
+             static_cast<const int64_t*>(target.data()), w, std::move(weight_array)};
   // Checked here, before the kernel, which indexes input and weight by target; without the GIL,
   // as a segmentation target has millions of entries.
   const int64_t count = a.N * a.inner, C = a.C;
@@ -165,22 +199,25 @@ LossArgs loss_args(const py::array& input, const py::array& target, const py::ob
     bad = std::find_if(a.target, a.target + count,
                        [=](int64_t t) { return t != ignore_index && (t < 0 || t >= C); });
   }
-  if (bad != a.target + count)
-    value_error(op, ": target", index_str(st, bad - a.target), " = ", *bad, " is out of range for ", C, " classes");
+  if (bad != a.target + count) bad_target_error(op, a.target_shape, bad - a.target, *bad, C);
   return a;
 }
 
 // The loss is 0-d for mean and sum, one per target for none.
-Shape loss_output_shape(const LossArgs& a) {
+Shape loss_output_shape(const LossShape& a) {
   return a.reduction == cpu::Reduction::none ? a.target_shape : Shape{};
 }
 
-void check_grad_output(const py::array& grad, const LossArgs& a, const std::string& reduction, const char* op) {
+void require_grad_output_shape(const Shape& s, const LossShape& a, const std::string& reduction, const char* op) {
   const Shape expected = loss_output_shape(a);
-  Shape s = check_float(grad, op, "grad_output", {static_cast<int>(grad.ndim())}, shape_str(expected).c_str());
   if (s != expected)
     value_error(op, ": grad_output must have shape ", shape_str(expected), " (the loss's shape for reduction='",
                 reduction, "'), got ", shape_str(s));
+}
+
+void check_grad_output(const py::array& grad, const LossArgs& a, const std::string& reduction, const char* op) {
+  require_grad_output_shape(check_float(grad, op, "grad_output", {static_cast<int>(grad.ndim())}, ""), a,
+                            reduction, op);
 }
 
 float check_label_smoothing(double label_smoothing, const char* op) {
@@ -247,28 +284,221 @@ py::tuple cross_entropy_backward(const py::array& grad_output, const py::array& 
   return py::make_tuple(grad_input, py::none(), py::none());
 }
 
-}  // namespace
+#ifdef FASTNN_WITH_CUDA
+// ---- the same ops on CUDA arrays: the checks above on the arrays' shapes, kernels on CuPy's stream ----
 
-void bind_softmax(py::module_& m) {
-  m.def("softmax", &softmax, py::arg("input"), py::arg("dim") = -1);
-  m.def("log_softmax", &log_softmax, py::arg("input"), py::arg("dim") = -1);
-  m.def("softmax_backward", &softmax_backward, py::arg("grad_output"), py::arg("input"), py::arg("dim") = -1,
+using CudaSoftmaxKernel = void (*)(int64_t, int64_t, int64_t, const float*, float*, cudaStream_t);
+using CudaSoftmaxBackwardKernel = void (*)(int64_t, int64_t, int64_t, const float*, const float*, float*,
+                                           cudaStream_t);
+
+CudaArray<float> cuda_softmax_input(const py::object& x, const char* op) {
+  return check_cuda_float(x, op, "input", {cuda_rank(x)}, "(any shape)");
+}
+
+const float* check_same_shape_cuda(const py::object& a, const char* op, const char* name, const Shape& expected) {
+  const CudaArray<float> array = check_cuda_float(a, op, name, {cuda_rank(a)}, "");
+  require_input_shape(array.shape, op, name, expected);
+  return array.data;
+}
+
+py::object softmax_forward_cuda(const py::object& x, int64_t dim, const char* op, CudaSoftmaxKernel kernel) {
+  const CudaArray<float> in = cuda_softmax_input(x, op);
+  const SoftmaxShape s = softmax_shape(in.shape, dim, op);
+  auto [y, out] = new_cuda_array<float>(s.shape);
+  kernel(s.outer, s.D, s.inner, in.data, out, current_stream());
+  return y;
+}
+
+// As softmax_backward_of.
+py::tuple softmax_backward_of_cuda(const py::object& grad_y, const py::object& x, int64_t dim,
+                                   const py::object& saved, const char* op, CudaSoftmaxKernel forward,
+                                   CudaSoftmaxBackwardKernel backward) {
+  const CudaArray<float> in = cuda_softmax_input(x, op);
+  const SoftmaxShape s = softmax_shape(in.shape, dim, op);
+  const float* g = check_same_shape_cuda(grad_y, op, "grad_output", s.shape);
+  const float* y = saved.is_none() ? nullptr : check_same_shape_cuda(saved, op, "saved", s.shape);
+  auto [grad_x, gx] = new_cuda_array<float>(s.shape);
+  const cudaStream_t stream = current_stream();
+  if (!y) {
+    forward(s.outer, s.D, s.inner, in.data, gx, stream);
+    y = gx;
+  }
+  backward(s.outer, s.D, s.inner, g, y, gx, stream);
+  return py::make_tuple(grad_x);
+}
+
+py::object softmax_cuda(const py::object& x, int64_t dim) {
+  return softmax_forward_cuda(x, dim, "softmax", &cuda::softmax);
+}
+
+py::object log_softmax_cuda(const py::object& x, int64_t dim) {
+  return softmax_forward_cuda(x, dim, "log_softmax", &cuda::log_softmax);
+}
+
+py::tuple softmax_backward_cuda(const py::object& grad_y, const py::object& x, int64_t dim,
+                                const py::object& saved) {
+  return softmax_backward_of_cuda(grad_y, x, dim, saved, "softmax_backward", &cuda::softmax,
+                                  &cuda::softmax_backward);
+}
+
+py::tuple log_softmax_backward_cuda(const py::object& grad_y, const py::object& x, int64_t dim,
+                                    const py::object& saved) {
+  return softmax_backward_of_cuda(grad_y, x, dim, saved, "log_softmax_backward", &cuda::log_softmax,
+                                  &cuda::log_softmax_backward);
+}
+
+struct CudaLossArgs : LossShape {
+  Shape input_shape;
+  const float* input;
+  const int64_t* target;
+  const float* weight;  // null for none
+};
+
+// As loss_args but for the targets' range, which check_targets_cuda checks after the other
+// arguments, as it waits for the GPU.
+CudaLossArgs loss_args_cuda(const py::object& input, const py::object& target, const py::object& weight,
+                            int64_t ignore_index, const std::string& reduction, const char* op) {
+  const CudaArray<float> in = check_cuda_float(input, op, "input", {loss_input_rank(cuda_rank(input))},
+                                               kLossInputLayout);
+  const CudaArray<int64_t> t = check_cuda_array<int64_t>(target, op, "target", {cuda_rank(target)}, "");
+  CudaArray<float> w{{}, nullptr};
+  if (!weight.is_none()) w = check_cuda_float(weight, op, "weight", {1}, "(C,)");
+  return {loss_shape(in.shape, t.shape, weight.is_none() ? nullptr : &w.shape, ignore_index, reduction, op),
+          in.shape, in.data, t.data, w.data};
+}
+
+// The CPU binding's ValueError for a target outside [0, C) other than ignore_index, found on the
+// GPU and read back (a wait for the stream, without the GIL).
+void check_targets_cuda(const CudaLossArgs& a, const char* op) {
+  auto [flag, flag_data] = new_cuda_array<int64_t>({1});
+  const cudaStream_t stream = current_stream();
+  cuda::BadTarget bad;
+  {
+    py::gil_scoped_release release;
+    bad = cuda::first_bad_target(a.N * a.inner, a.target, a.C, a.ignore_index, flag_data, stream);
+  }
+  if (bad.index >= 0) bad_target_error(op, a.target_shape, bad.index, bad.value, a.C);
+}
+
+const float* check_grad_output_cuda(const py::object& grad, const CudaLossArgs& a, const std::string& reduction,
+                                    const char* op) {
+  const CudaArray<float> array = check_cuda_float(grad, op, "grad_output", {cuda_rank(grad)}, "");
+  require_grad_output_shape(array.shape, a, reduction, op);
+  return array.data;
+}
+
+// The loss forwards' output and workspace (cuda::loss_workspace_size), allocated in CuPy's pool:
+// freed when the workspace's array goes, and reused only by later work on the same stream.
+struct CudaLossOutput {
+  py::object loss, workspace;
+  float* out;
+  float* work;
+};
+
+CudaLossOutput new_loss_output(const CudaLossArgs& a) {
+  auto [loss, out] = new_cuda_array<float>(loss_output_shape(a));
+  auto [workspace, work] = new_cuda_array<float>({cuda::loss_workspace_size(a.N, a.inner, a.reduction)});
+  return {loss, workspace, out, work};
+}
+
+py::object nll_loss_cuda(const py::object& input, const py::object& target, const py::object& weight,
+                         int64_t ignore_index, const std::string& reduction) {
+  const char* op = "nll_loss";
+  const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
+  check_targets_cuda(a, op);
+  CudaLossOutput o = new_loss_output(a);
+  cuda::nll_loss(a.N, a.C, a.inner, a.input, a.target, a.weight, a.ignore_index, a.reduction, o.out, o.work,
+                 current_stream());
+  return o.loss;
+}
+
+// The loss backwards' gradient (the input's shape) and workspace (cuda::kLossBackwardWorkspace).
+struct CudaLossGrad {
+  py::object grad_input, workspace;
+  float* gx;
+  float* work;
+};
+
+CudaLossGrad new_loss_grad(const CudaLossArgs& a) {
+  auto [grad_input, gx] = new_cuda_array<float>(a.input_shape);
+  auto [workspace, work] = new_cuda_array<float>({cuda::kLossBackwardWorkspace});
+  return {grad_input, workspace, gx, work};
+}
+
+py::tuple nll_loss_backward_cuda(const py::object& grad_output, const py::object& input, const py::object& target,
+                                 const py::object& weight, int64_t ignore_index, const std::string& reduction) {
+  const char* op = "nll_loss_backward";
+  const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
+  const float* g = check_grad_output_cuda(grad_output, a, reduction, op);
+  check_targets_cuda(a, op);
+  CudaLossGrad o = new_loss_grad(a);
+  cuda::nll_loss_backward(a.N, a.C, a.inner, g, a.target, a.weight, a.ignore_index, a.reduction, o.gx, o.work,
+                          current_stream());
+  return py::make_tuple(o.grad_input, py::none(), py::none());
+}
+
+py::object cross_entropy_cuda(const py::object& input, const py::object& target, const py::object& weight,
+                              int64_t ignore_index, const std::string& reduction, double label_smoothing) {
+  const char* op = "cross_entropy";
+  const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
+  const float smoothing = check_label_smoothing(label_smoothing, op);
+  check_targets_cuda(a, op);
+  CudaLossOutput o = new_loss_output(a);
+  cuda::cross_entropy(a.N, a.C, a.inner, a.input, a.target, a.weight, a.ignore_index, smoothing, a.reduction, o.out,
+                      o.work, current_stream());
+  return o.loss;
+}
+
+py::tuple cross_entropy_backward_cuda(const py::object& grad_output, const py::object& input,
+                                      const py::object& target, const py::object& weight, int64_t ignore_index,
+                                      const std::string& reduction, double label_smoothing) {
+  const char* op = "cross_entropy_backward";
+  const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
+  const float smoothing = check_label_smoothing(label_smoothing, op);
+  const float* g = check_grad_output_cuda(grad_output, a, reduction, op);
+  check_targets_cuda(a, op);
+  CudaLossGrad o = new_loss_grad(a);
+  cuda::cross_entropy_backward(a.N, a.C, a.inner, g, a.input, a.target, a.weight, a.ignore_index, smoothing,
+                               a.reduction, o.gx, o.work, current_stream());
+  return py::make_tuple(o.grad_input, py::none(), py::none());
+}
+#endif
+
+// The ops' names, argument names and defaults, for either device's functions.
+template <class Softmax, class LogSoftmax, class SoftmaxBackward, class LogSoftmaxBackward, class NllLoss,
+          class NllLossBackward, class CrossEntropy, class CrossEntropyBackward>
+void define_ops(py::module_& m, Softmax softmax, LogSoftmax log_softmax, SoftmaxBackward softmax_backward,
+                LogSoftmaxBackward log_softmax_backward, NllLoss nll_loss, NllLossBackward nll_loss_backward,
+                CrossEntropy cross_entropy, CrossEntropyBackward cross_entropy_backward) {
+  m.def("softmax", softmax, py::arg("input"), py::arg("dim") = -1);
+  m.def("log_softmax", log_softmax, py::arg("input"), py::arg("dim") = -1);
+  m.def("softmax_backward", softmax_backward, py::arg("grad_output"), py::arg("input"), py::arg("dim") = -1,
         py::arg("saved") = py::none());
-  m.def("log_softmax_backward", &log_softmax_backward, py::arg("grad_output"), py::arg("input"),
+  m.def("log_softmax_backward", log_softmax_backward, py::arg("grad_output"), py::arg("input"),
         py::arg("dim") = -1, py::arg("saved") = py::none());
-  m.def("nll_loss", &nll_loss, py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
+  m.def("nll_loss", nll_loss, py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
         py::arg("ignore_index") = -100, py::arg("reduction") = "mean");
-  m.def("nll_loss_backward", &nll_loss_backward, py::arg("grad_output"), py::arg("input"), py::arg("target"),
+  m.def("nll_loss_backward", nll_loss_backward, py::arg("grad_output"), py::arg("input"), py::arg("target"),
         py::arg("weight") = py::none(), py::arg("ignore_index") = -100, py::arg("reduction") = "mean");
-  m.def("cross_entropy", &cross_entropy, py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
+  m.def("cross_entropy", cross_entropy, py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
         py::arg("ignore_index") = -100, py::arg("reduction") = "mean", py::arg("label_smoothing") = 0.0);
-  m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("grad_output"), py::arg("input"),
+  m.def("cross_entropy_backward", cross_entropy_backward, py::arg("grad_output"), py::arg("input"),
         py::arg("target"), py::arg("weight") = py::none(), py::arg("ignore_index") = -100,
         py::arg("reduction") = "mean", py::arg("label_smoothing") = 0.0);
 }
 
+}  // namespace
+
+void bind_softmax(py::module_& m) {
+  define_ops(m, &softmax, &log_softmax, &softmax_backward, &log_softmax_backward, &nll_loss, &nll_loss_backward,
+             &cross_entropy, &cross_entropy_backward);
+}
+
 #ifdef FASTNN_WITH_CUDA
-void bind_softmax_cuda(py::module_& m) {}
+void bind_softmax_cuda(py::module_& m) {
+  define_ops(m, &softmax_cuda, &log_softmax_cuda, &softmax_backward_cuda, &log_softmax_backward_cuda, &nll_loss_cuda,
+             &nll_loss_backward_cuda, &cross_entropy_cuda, &cross_entropy_backward_cuda);
+}
 #endif
 
 }  // namespace fastnn::bindings
