@@ -4,13 +4,35 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import nn, optim
+from cuda_fakes import FakeCudaArray, expected_runtime_error
+from fastnn import _C, nn, optim
+
+cuda_build = pytest.mark.skipif(not fastnn.build_info()["cuda"], reason="built without CUDA")
 
 
 def make_param(values, grad=None):
     p = nn.Parameter(fastnn.tensor(np.array(values, dtype=np.float32)))
     if grad is not None:
         p.grad = fastnn.tensor(np.array(grad, dtype=np.float32))
+    return p
+
+
+def on_device(array, device):
+    """A copy of `array` on `device`: NumPy on "cpu", CuPy on "cuda"."""
+    if device == "cpu":
+        return array.copy()
+    import cupy
+    return cupy.asarray(array)
+
+
+def on_host(array):
+    return array if isinstance(array, np.ndarray) else array.get()
+
+
+def device_param(values, device):
+    """A Parameter whose array is `values` on `device`."""
+    p = nn.Parameter(fastnn.tensor(np.zeros(1, values.dtype)))
+    p._data = on_device(values, device)
     return p
 
 
@@ -274,26 +296,147 @@ def adam_reference(p, grads, lr, betas, eps, weight_decay, amsgrad, decoupled):
 ])
 @pytest.mark.parametrize("shape,dtype", [((1,), np.float32), ((3, 37), np.float32), ((301, 257), np.float32),
                                          ((5, 7), np.float64)])
-def test_fused_adam_matches_float64_reference(cls, kwargs, shape, dtype):
-    # (301, 257) is above the kernel's per-thread minimum, so its slices run on several threads.
+def test_fused_adam_matches_float64_reference(cls, kwargs, shape, dtype, device):
+    # (301, 257) is above the CPU kernel's per-thread minimum, so its slices run on several threads.
     rng = np.random.default_rng(2)
     start = rng.standard_normal(shape).astype(dtype)
     grads = [rng.standard_normal(shape).astype(dtype) for _ in range(5)]
-    p = nn.Parameter(fastnn.tensor(start))
+    p = device_param(start, device)
     opt = cls([p], **kwargs)
     for g in grads:
-        p.grad = fastnn.tensor(g)
+        p.grad = fastnn.Tensor._make(on_device(g, device))
         opt.step()
-    assert p._data.dtype == dtype
+    assert p._data.dtype == dtype and type(p._data) is type(on_device(start, device))
     expected = adam_reference(start, grads, kwargs["lr"], kwargs.get("betas", (0.9, 0.999)), 1e-8,
                               kwargs.get("weight_decay", 0), kwargs.get("amsgrad", False), cls is optim.AdamW)
-    np.testing.assert_allclose(p._data, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    np.testing.assert_allclose(on_host(p._data), expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
 
 
-def test_fused_adam_updates_a_strided_parameter_in_place():
-    base = np.zeros((4, 6), dtype=np.float32)
-    p = nn.Parameter(fastnn.tensor(np.zeros(1, np.float32)))
+def test_fused_adam_updates_a_strided_parameter_in_place(device):
+    base = on_device(np.zeros((4, 6), dtype=np.float32), device)
+    p = device_param(np.zeros(1, np.float32), device)
     p._data = base.T  # a view: the step must write through to base
-    p.grad = fastnn.tensor(np.ones((6, 4), dtype=np.float32))
+    p.grad = fastnn.Tensor._make(on_device(np.ones((6, 4), dtype=np.float32), device))
     optim.Adam([p], lr=0.1).step()
-    np.testing.assert_allclose(base, -0.1, rtol=1e-6)
+    np.testing.assert_allclose(on_host(base), -0.1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=1e-2),
+    lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+    lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True, weight_decay=1e-2),
+    lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01, weight_decay=1e-2, initial_accumulator_value=0.1),
+], ids=["SGD-nesterov", "SGD-dampening", "Adam", "Adam-amsgrad", "AdamW", "RMSprop", "Adagrad"])
+def test_optimizers_step_gpu_parameters_as_host_ones(require_gpu, make):
+    # The same steps on CuPy and NumPy parameters: the glue runs in CuPy, the state stays on the
+    # GPU, and the values agree up to the order of float32 rounding (FMA contraction on the GPU).
+    import cupy
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal((33, 17)).astype(np.float32), rng.standard_normal(5).astype(np.float32)]
+    host, gpu = [device_param(v, "cpu") for v in values], [device_param(v, "cuda") for v in values]
+    host_opt, gpu_opt = make(host), make(gpu)
+    for _ in range(5):
+        for p, q in zip(host, gpu):
+            g = rng.standard_normal(p.shape).astype(np.float32)
+            p.grad, q.grad = fastnn.Tensor._make(g), fastnn.Tensor._make(cupy.asarray(g))
+        host_opt.step()
+        gpu_opt.step()
+    for p, q in zip(host, gpu):
+        assert isinstance(q._data, cupy.ndarray)
+        np.testing.assert_allclose(q._data.get(), p._data, rtol=1e-5, atol=1e-6)
+    for state in gpu_opt.state.values():
+        assert all(isinstance(v, cupy.ndarray) for v in state.values() if not np.isscalar(v))
+
+
+# 65535 * 256 + 1001 elements: more than one grid of 65535 blocks of 256 threads, so the
+# grid-stride loop takes a second step over the last 1001.
+@pytest.mark.parametrize("n", [1, 1000, 65535 * 256 + 1001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_cuda_adam_step_kernel_matches_the_cpu_kernel(require_gpu, n, dtype, amsgrad, decoupled):
+    import cupy
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(n).astype(dtype) for _ in range(2)] + [rng.random(n).astype(dtype) for _ in range(3)]
+    param, grad, m, v, v_max = arrays
+    gpu = [cupy.asarray(a) for a in arrays]
+    scalars = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, decoupled_weight_decay=decoupled,
+                   step_size=0.05, bias_correction2_sqrt=0.3)
+    _C.adam_step(param, grad, m, v, v_max if amsgrad else None, **scalars)
+    _C.cuda.adam_step(*gpu[:4], gpu[4] if amsgrad else None, **scalars)
+    # The same expression, contracted to FMAs on the GPU: a few roundings apart, on values of
+    # order 1 (atol covers a parameter that its step nearly cancels).
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for name, expected, actual in zip(["param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"], arrays, gpu):
+        np.testing.assert_allclose(actual.get(), expected, rtol=tol, atol=tol, err_msg=name)
+
+
+def fake_adam_arrays(shape=(2, 3), typestr="<f4", **changes):
+    """adam_step's five arrays as fakes, with a null address: check_cuda_array asks the runtime
+    about no memory then, so every argument's checks run without a GPU. `changes` replaces
+    arrays by name."""
+    names = ["param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    arrays = {name: FakeCudaArray(shape, typestr, address=0) for name in names}
+    arrays.update(changes)
+    return arrays
+
+
+ADAM_SCALARS = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+                    step_size=0.1, bias_correction2_sqrt=0.1)
+
+
+@cuda_build
+@pytest.mark.parametrize("name", ["param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"])
+@pytest.mark.parametrize("typestr,expected", [("<f4", "float64"), ("<f8", "float32")])
+def test_cuda_adam_step_requires_the_parameters_dtype(name, typestr, expected):
+    other = "<f8" if typestr == "<f4" else "<f4"
+    arrays = fake_adam_arrays(typestr=other, **{name: FakeCudaArray((2, 3), typestr, address=0)})
+    if name == "param":  # the parameter picks the dtype: the next array is the one that differs
+        name, expected = "grad", {"<f4": "float32", "<f8": "float64"}[typestr]
+    with pytest.raises(TypeError, match=f"adam_step: {name} must be {expected}, got "):
+        _C.cuda.adam_step(**arrays, **ADAM_SCALARS)
+
+
+@cuda_build
+def test_cuda_adam_step_rejects_other_dtypes_and_host_arrays():
+    with pytest.raises(TypeError, match="adam_step: param must be float32, got float16"):
+        _C.cuda.adam_step(**fake_adam_arrays(typestr="<f2"), **ADAM_SCALARS)
+    with pytest.raises(TypeError, match=r"adam_step: exp_avg must be a CUDA array .*got numpy.ndarray"):
+        _C.cuda.adam_step(**fake_adam_arrays(exp_avg=np.zeros((2, 3), np.float32)), **ADAM_SCALARS)
+
+
+@cuda_build
+@pytest.mark.parametrize("name", ["grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"])
+@pytest.mark.parametrize("shape", [(3, 2), (6,), (2, 3, 1)])
+def test_cuda_adam_step_shape_errors_match_the_cpu(name, shape):
+    host = {n: np.zeros((2, 3), np.float32) for n in fake_adam_arrays()}
+    host[name] = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match=f"adam_step: {name} must have the parameter's shape") as cpu:
+        _C.adam_step(**host, **ADAM_SCALARS)
+    with pytest.raises(ValueError) as gpu:
+        _C.cuda.adam_step(**fake_adam_arrays(**{name: FakeCudaArray(shape, address=0)}), **ADAM_SCALARS)
+    assert str(gpu.value) == str(cpu.value)
+
+
+@cuda_build
+@pytest.mark.parametrize("name", ["param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"])
+def test_cuda_adam_step_rejects_strided_arrays(name):
+    arrays = fake_adam_arrays(**{name: FakeCudaArray((2, 3), strides=(4, 8), address=0)})
+    with pytest.raises(ValueError, match=f"adam_step: {name} must be C-contiguous"):
+        _C.cuda.adam_step(**arrays, **ADAM_SCALARS)
+
+
+@cuda_build
+@pytest.mark.parametrize("shape", [(), (7,), (2, 3), (2, 3, 4, 5)])
+@pytest.mark.parametrize("typestr", ["<f4", "<f8"])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_cuda_adam_step_passes_valid_arrays_to_the_runtime(shape, typestr, amsgrad):
+    arrays = {name: FakeCudaArray(shape, typestr) for name in fake_adam_arrays()}
+    if not amsgrad:
+        arrays["max_exp_avg_sq"] = None
+    error, message = expected_runtime_error()
+    with pytest.raises(error, match=message):
+        _C.cuda.adam_step(**arrays, **ADAM_SCALARS)

@@ -4,6 +4,7 @@
 // that they live in CuPy's memory pool. Kernels launch on CuPy's current stream.
 #pragma once
 #include <cuda_runtime_api.h>
+#include <pybind11/stl.h>  // the interface's shape and strides are cast to Shape
 
 #include <cstdint>
 #include <string>
@@ -25,11 +26,26 @@ const char* cuda_typestr();
 template <>
 inline const char* cuda_typestr<float>() { return "<f4"; }
 template <>
+inline const char* cuda_typestr<double>() { return "<f8"; }
+template <>
 inline const char* cuda_typestr<int64_t>() { return "<i8"; }
 
 inline std::string type_name(py::handle value) {
   return py::str(py::type::handle_of(value).attr("__module__")).cast<std::string>() + "." +
          py::type::handle_of(value).attr("__name__").cast<std::string>();
+}
+
+// A CUDA array argument's rank and typestr before it is checked, for ops that take any rank
+// (pass {cuda_rank(a)} to check_cuda_array) or pick the kernel's dtype from the array: 0 and ""
+// for anything else, which check_cuda_array then rejects as not a CUDA array.
+inline int cuda_rank(py::handle a) {
+  return py::hasattr(a, "__cuda_array_interface__") ? int(py::len(a.attr("__cuda_array_interface__")["shape"])) : 0;
+}
+
+inline std::string cuda_typestr_of(py::handle a) {
+  return py::hasattr(a, "__cuda_array_interface__")
+             ? a.attr("__cuda_array_interface__")["typestr"].cast<std::string>()
+             : std::string();
 }
 
 inline bool c_contiguous(const Shape& shape, const py::handle strides, int64_t item_size) {
@@ -64,7 +80,7 @@ CudaArray<T> check_cuda_array(py::handle a, const char* op, const char* name, st
   bool rank_ok = false;
   for (int r : ranks) rank_ok |= int(shape.size()) == r;
   if (!rank_ok) value_error(op, ": ", name, " must have shape ", layout, ", got shape ", shape_str(shape));
-  const py::handle strides = interface.contains("strides") ? interface["strides"] : py::none();
+  const py::object strides = interface.contains("strides") ? py::object(interface["strides"]) : py::none();
   if (!c_contiguous(shape, strides, sizeof(T)))
     value_error(op, ": ", name, " must be C-contiguous (use fastnn.ops, which copies when needed)");
   const auto address = interface["data"].cast<py::tuple>()[0].cast<uintptr_t>();

@@ -1,26 +1,28 @@
 """Optimizers with PyTorch's names, defaults and update rules (torch.optim's documentation).
 
-Each step loops over parameters, never over elements. Adam and AdamW call one fused C++ pass
-per parameter (fastnn._C.adam_step); the others are a handful of whole-array NumPy operations
-written in place (out=, *=, +=) into the parameter's backing array and the optimizer's state
-arrays, with a scratch array or two per parameter per step.
+Each step loops over parameters, never over elements. Adam and AdamW call one fused kernel
+per parameter (adam_step, from fastnn._C or, for a parameter on the GPU, fastnn._C.cuda); the
+others are a handful of whole-array operations written in place (out=, *=, +=) into the
+parameter's backing array and the optimizer's state arrays, with a scratch array or two per
+parameter per step, in NumPy or CuPy: the parameter's own array module (xp).
 """
 import collections.abc
 import math
 
 import numpy as np
 
-from .. import _C
 from ..autograd import enable_grad
-from ..tensor import Tensor
+from ..ops._arrays import kernels
+from ..tensor import Tensor, array_module
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
 
 
 def _array(value):
-    """The NumPy array behind a fastnn Tensor, or the value itself as an array."""
-    return np.asarray(getattr(value, "_data", value))
+    """The NumPy or CuPy array behind a fastnn Tensor, or the value itself as an array."""
+    data = getattr(value, "_data", value)
+    return array_module(data).asarray(data)
 
 
 class Optimizer:
@@ -119,11 +121,11 @@ class Optimizer:
 
 
 def _copy_state(value, param):
-    """Arrays shaped like the parameter are copied in its dtype; numbers are kept."""
+    """Arrays shaped like the parameter are copied in its dtype onto its device; numbers are kept."""
     array = _array(value)
     if array.ndim == 0:
         return value.item() if isinstance(value, np.ndarray) else value
-    return array.astype(param.dtype, copy=True)
+    return array_module(param).array(array, dtype=param.dtype)
 
 
 def _check(name, value):
@@ -136,7 +138,7 @@ def _decayed(grad, param, weight_decay):
     """grad + weight_decay * param as a new array (the gradient itself is never modified)."""
     if weight_decay == 0:
         return grad
-    decayed = np.multiply(param, weight_decay)
+    decayed = array_module(param).multiply(param, weight_decay)
     decayed += grad
     return decayed
 
@@ -155,18 +157,18 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def _update(self, param, grad, state, group):
-        momentum = group["momentum"]
-        scratch = np.empty_like(param)
+        xp, momentum = array_module(param), group["momentum"]
+        scratch = xp.empty_like(param)
         g = _decayed(grad, param, group["weight_decay"])
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, dtype=param.dtype)
+                buf = state["momentum_buffer"] = xp.array(g, dtype=param.dtype)
             else:
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g
-            g = np.add(g, momentum * buf, out=scratch) if group["nesterov"] else buf
-        np.multiply(g, group["lr"], out=scratch)
+            g = xp.add(g, momentum * buf, out=scratch) if group["nesterov"] else buf
+        xp.multiply(g, group["lr"], out=scratch)
         param -= scratch
 
 
@@ -190,23 +192,24 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad))
 
     def _update(self, param, grad, state, group):
-        lr, weight_decay = group["lr"], group["weight_decay"]
+        xp, lr, weight_decay = array_module(param), group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
         if not state:
-            state.update(step=0, exp_avg=np.zeros(param.shape, param.dtype),
-                         exp_avg_sq=np.zeros(param.shape, param.dtype))
+            state.update(step=0, exp_avg=xp.zeros(param.shape, param.dtype),
+                         exp_avg_sq=xp.zeros(param.shape, param.dtype))
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros(param.shape, param.dtype)
+                state["max_exp_avg_sq"] = xp.zeros(param.shape, param.dtype)
         state["step"] += 1
         t = state["step"]
-        # One fused pass in C++ (the kernel wants contiguous arrays; a strided parameter is
-        # updated through a contiguous copy). The bias corrections fold into two scalars, as
-        # torch's implementation does: lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps).
-        target = param if param.flags.c_contiguous else np.ascontiguousarray(param)
-        _C.adam_step(target, np.ascontiguousarray(grad, dtype=param.dtype), state["exp_avg"], state["exp_avg_sq"],
-                     state.get("max_exp_avg_sq"), lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
-                     weight_decay=weight_decay, decoupled_weight_decay=self._decoupled_weight_decay,
-                     step_size=lr / (1 - beta1 ** t), bias_correction2_sqrt=math.sqrt(1 - beta2 ** t))
+        # One fused pass on the parameter's device (the kernel wants contiguous arrays; a strided
+        # parameter is updated through a contiguous copy). The bias corrections fold into two
+        # scalars, as torch's implementation does: lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps).
+        target = param if param.flags.c_contiguous else xp.ascontiguousarray(param)
+        kernels(target).adam_step(
+            target, xp.ascontiguousarray(grad, dtype=param.dtype), state["exp_avg"], state["exp_avg_sq"],
+            state.get("max_exp_avg_sq"), lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=weight_decay,
+            decoupled_weight_decay=self._decoupled_weight_decay, step_size=lr / (1 - beta1 ** t),
+            bias_correction2_sqrt=math.sqrt(1 - beta2 ** t))
         if target is not param:
             param[...] = target
 
@@ -236,36 +239,36 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def _update(self, param, grad, state, group):
-        alpha, momentum = group["alpha"], group["momentum"]
+        xp, alpha, momentum = array_module(param), group["alpha"], group["momentum"]
         if not state:
-            state.update(step=0, square_avg=np.zeros_like(param))
+            state.update(step=0, square_avg=xp.zeros_like(param))
             if momentum > 0:
-                state["momentum_buffer"] = np.zeros_like(param)
+                state["momentum_buffer"] = xp.zeros_like(param)
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(param)
+                state["grad_avg"] = xp.zeros_like(param)
         state["step"] += 1
         g = _decayed(grad, param, group["weight_decay"])
-        square_avg, denom = state["square_avg"], np.multiply(g, g)
+        square_avg, denom = state["square_avg"], xp.multiply(g, g)
         denom *= 1 - alpha
         square_avg *= alpha
         square_avg += denom
         if group["centered"]:
             grad_avg = state["grad_avg"]
-            np.multiply(g, 1 - alpha, out=denom)
+            xp.multiply(g, 1 - alpha, out=denom)
             grad_avg *= alpha
             grad_avg += denom
-            np.multiply(grad_avg, grad_avg, out=denom)
-            np.subtract(square_avg, denom, out=denom)
+            xp.multiply(grad_avg, grad_avg, out=denom)
+            xp.subtract(square_avg, denom, out=denom)
         else:
-            np.copyto(denom, square_avg)
-        np.sqrt(denom, out=denom)
+            xp.copyto(denom, square_avg)
+        xp.sqrt(denom, out=denom)
         denom += group["eps"]
-        np.divide(g, denom, out=denom)
+        xp.divide(g, denom, out=denom)
         if momentum > 0:
             buf = state["momentum_buffer"]
             buf *= momentum
             buf += denom
-            np.multiply(buf, group["lr"], out=denom)
+            xp.multiply(buf, group["lr"], out=denom)
         else:
             denom *= group["lr"]
         param -= denom
@@ -285,15 +288,16 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value, eps=eps))
 
     def _update(self, param, grad, state, group):
+        xp = array_module(param)
         if not state:
-            state.update(step=0, sum=np.full_like(param, group["initial_accumulator_value"]))
+            state.update(step=0, sum=xp.full_like(param, group["initial_accumulator_value"]))
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         g = _decayed(grad, param, group["weight_decay"])
-        total, denom = state["sum"], np.multiply(g, g)
+        total, denom = state["sum"], xp.multiply(g, g)
         total += denom
-        np.sqrt(total, out=denom)
+        xp.sqrt(total, out=denom)
         denom += group["eps"]
-        np.divide(g, denom, out=denom)
+        xp.divide(g, denom, out=denom)
         denom *= clr
         param -= denom
