@@ -1,6 +1,10 @@
 #include "fastnn/dropout.h"
 
 #include "bindings/common.h"
+#ifdef FASTNN_WITH_CUDA
+#include "bindings/cuda_arrays.h"
+#include "fastnn/cuda/dropout.h"
+#endif
 
 namespace fastnn::bindings {
 namespace {
@@ -20,22 +24,54 @@ py::array dropout(const py::array& x, double p, uint64_t seed) {
   return y;
 }
 
-}  // namespace
-
-void bind_dropout(py::module_& m) {
+// Defines dropout(input, p, seed) on m for inputs of type Array (py::array on the host,
+// py::object for CUDA arrays), checking p: one signature for both devices. run(input, p, seed)
+// returns the output.
+template <class Array, class Run>
+void def_dropout(py::module_& m, Run run) {
   m.def(
       "dropout",
-      [](const py::array& x, double p, uint64_t seed) {
+      [run](const Array& x, double p, uint64_t seed) {
         if (!(p >= 0 && p < 1)) value_error("dropout: p must be in [0, 1), got ", p);
-        return x.dtype().is(py::dtype::of<double>()) ? dropout<double>(x, p, seed) : dropout<float>(x, p, seed);
+        return run(x, p, seed);
       },
       py::arg("input"), py::arg("p"), py::arg("seed"),
       "input scaled by 1/(1-p) with each element zeroed with probability p, the mask a function of (seed, "
       "index): the same call on grad_output is the backward. float32 or float64, C-contiguous.");
 }
 
+}  // namespace
+
+void bind_dropout(py::module_& m) {
+  def_dropout<py::array>(m, [](const py::array& x, double p, uint64_t seed) {
+    return x.dtype().is(py::dtype::of<double>()) ? dropout<double>(x, p, seed) : dropout<float>(x, p, seed);
+  });
+}
+
 #ifdef FASTNN_WITH_CUDA
-void bind_dropout_cuda(py::module_& m) {}
+namespace {
+
+// dropout() for a CuPy array, into a new CuPy array on CuPy's current stream.
+template <class T>
+py::object dropout_cuda(const py::object& x, double p, uint64_t seed) {
+  const CudaArray<T> in = check_cuda_array<T>(x, "dropout", "input", {cuda_rank(x)}, "(any shape)");
+  auto [y, out] = new_cuda_array<T>(in.shape);
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::dropout<T>(product(in.shape), in.data, p, seed, out, stream);
+  }
+  return y;
+}
+
+}  // namespace
+
+void bind_dropout_cuda(py::module_& m) {
+  def_dropout<py::object>(m, [](const py::object& x, double p, uint64_t seed) {
+    return cuda_typestr_of(x) == cuda_typestr<double>() ? dropout_cuda<double>(x, p, seed)
+                                                        : dropout_cuda<float>(x, p, seed);
+  });
+}
 #endif
 
 }  // namespace fastnn::bindings

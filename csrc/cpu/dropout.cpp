@@ -2,7 +2,6 @@
 // kernel compiled for the CPU's ISA, where the mask's 64-bit multiplies vectorize.
 #include "fastnn/dropout.h"
 
-#include <cmath>
 #include <type_traits>
 
 #include "cpu/dispatch.h"
@@ -19,9 +18,8 @@ constexpr int64_t kMinPairsPerThread = int64_t(1) << 14;
 
 template <class T>
 void dropout(int64_t n, const T* x, double p, uint64_t seed, T* y) {
-  // An element is dropped when its 32 random bits are below p * 2^32: probability p, exact to 2^-32.
-  const uint64_t threshold = uint64_t(std::llround(p * 4294967296.0));
-  const T scale = T(1 / (1 - p));
+  const uint64_t threshold = drop_threshold(p);
+  const T scale = keep_scale<T>(p);
   parallel_for((n + 1) / 2, kMinPairsPerThread, [&](int64_t begin, int64_t end) {
     const int64_t first = 2 * begin, count = std::min(2 * end, n) - first;
     if constexpr (std::is_same_v<T, float>)

@@ -1,26 +1,16 @@
 // The dropout mask, shared by the per-ISA float kernels (cpu/simd/activation_simd.cpp) and the
-// baseline double path (dropout.cpp). The stream is splitmix64 (Steele, Lea and Flood, "Fast
-// splittable pseudorandom number generators", 2014): output k is a mix of seed + (k+1) * golden
-// gamma, so any slice can be generated on its own. Each 64-bit output decides two elements (its
-// low and high 32 bits against p * 2^32).
+// baseline double path (dropout.cpp): the stream of dropout_mask.h, drawn a block at a time.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
+#include "dropout_mask.h"
+
 namespace fastnn::cpu {
 // Internal linkage: each including translation unit is compiled for its own ISA and must keep its
 // own copy (one shared inline/template definition would let the linker pick any ISA's code).
 namespace {
-
-constexpr uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ull;
-
-// Output k of the stream is mix(seed + (k+1) * kGoldenGamma).
-uint64_t mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 // y[i] = x[i] * scale, or 0 where element first_element + i is dropped (first_element even).
 // Bits are drawn a block at a time and applied in a second loop: with AVX-512DQ's 64-bit
@@ -36,11 +26,11 @@ void dropout_slice(int64_t n, const T* x, uint64_t threshold, T scale, uint64_t 
     const uint64_t first_pair = uint64_t(first_element + start) / 2;
     // The state steps by an add, not a multiply per output: two 64-bit multiplies per output
     // instead of three (AVX-512, 1 thread, 64K floats in L2: 0.42-0.52 -> 0.27-0.38 ns each).
-    uint64_t state = seed + (first_pair + 1) * kGoldenGamma;
+    uint64_t state = stream_state(seed, first_pair);
     for (int64_t k = 0; k < kPairs; ++k, state += kGoldenGamma) bits[k] = mix(state);
     std::memcpy(halves, bits, sizeof(bits));
     for (int64_t i = 0; i < count; ++i)
-      y[start + i] = uint64_t(halves[i]) >= threshold ? x[start + i] * scale : T(0);
+      y[start + i] = kept(halves[i], threshold) ? x[start + i] * scale : T(0);
   }
 }
 
