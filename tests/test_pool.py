@@ -5,7 +5,8 @@ import pytest
 
 import fastnn
 import reference
-from opcheck import check_inputs, check_op, randn, rng
+from cuda_fakes import FakeCudaArray, expected_runtime_error
+from opcheck import check_inputs, check_op, on_device, randn, rng
 
 pytestmark = pytest.mark.usefixtures("isa")
 
@@ -37,99 +38,105 @@ AVG_CASES = [dict(kernel_size=k, stride=s, padding=p, ceil_mode=c, count_include
 
 
 @pytest.mark.parametrize("kwargs,shape", list(zip(MAX_CASES, itertools.cycle(SHAPES))), ids=str)
-def test_max_pool2d(kwargs, shape):
+def test_max_pool2d(kwargs, shape, device):
     x = distinct(*shape)
     # Windows overlap up to 3 x 3 deep (kernel 3, stride 1), so one input sums up to 9 gradients.
-    check_op("max_pool2d", [x], kwargs, reduction=9)
-    out, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    check_op("max_pool2d", [x], kwargs, reduction=9, device=device)
+    max_pool, backward = on_device(fastnn.ops.max_pool2d, device), on_device(fastnn.ops.max_pool2d_backward, device)
+    out, indices = max_pool(x, **kwargs, return_indices=True)
     np.testing.assert_array_equal(indices, reference.max_pool2d(x, **kwargs, return_indices=True)[1])
     grad = randn(*out.shape)
-    np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, **kwargs, saved=indices)[0],
-                                  fastnn.ops.max_pool2d_backward(grad, x, **kwargs)[0])
+    np.testing.assert_array_equal(backward(grad, x, **kwargs, saved=indices)[0], backward(grad, x, **kwargs)[0])
 
 
 @pytest.mark.parametrize("kwargs,shape", list(zip(MAX_CASES, itertools.cycle(SHAPES))), ids=str)
-def test_relu_max_pool2d(kwargs, shape):
+def test_relu_max_pool2d(kwargs, shape, device):
     # Values 0.05 off a multiple of 0.1: about half the windows have a non-positive max, and no
     # value is within the finite difference's step of relu's kink at 0.
     x = distinct(*shape) + np.float32(0.05)
     kwargs = dict(kwargs, relu=True)
-    check_op("max_pool2d", [x], kwargs, reduction=9)
-    out, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    check_op("max_pool2d", [x], kwargs, reduction=9, device=device)
+    max_pool, backward = on_device(fastnn.ops.max_pool2d, device), on_device(fastnn.ops.max_pool2d_backward, device)
+    out, indices = max_pool(x, **kwargs, return_indices=True)
     np.testing.assert_array_equal(indices, reference.max_pool2d(x, **kwargs, return_indices=True)[1])
-    np.testing.assert_array_equal(out, fastnn.ops.max_pool2d(fastnn.ops.relu(x), **dict(kwargs, relu=False)))
+    np.testing.assert_array_equal(out, max_pool(fastnn.ops.relu(x), **dict(kwargs, relu=False)))
     grad = randn(*out.shape)
-    np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, **kwargs, saved=indices)[0],
-                                  fastnn.ops.max_pool2d_backward(grad, x, **kwargs)[0])
+    np.testing.assert_array_equal(backward(grad, x, **kwargs, saved=indices)[0], backward(grad, x, **kwargs)[0])
 
 
 @pytest.mark.parametrize("kwargs,shape", list(zip(AVG_CASES, itertools.cycle(SHAPES))), ids=str)
-def test_avg_pool2d(kwargs, shape):
-    check_op("avg_pool2d", [randn(*shape)], kwargs, reduction=9)
+def test_avg_pool2d(kwargs, shape, device):
+    check_op("avg_pool2d", [randn(*shape)], kwargs, reduction=9, device=device)
 
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1),
                                     dict(kernel_size=(2, 3), stride=(1, 2), dilation=(2, 1), ceil_mode=True)])
-def test_max_pool2d_backward_with_saved_indices(kwargs):
+def test_max_pool2d_backward_with_saved_indices(kwargs, device):
     x = distinct(2, 3, 7, 8)
     _, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
-    check_op("max_pool2d", [x], kwargs, reduction=9, saved=indices)
+    check_op("max_pool2d", [x], kwargs, reduction=9, saved=indices, device=device)
 
 
-def test_max_pool2d_ties_go_to_the_first_in_window_order():
+def test_max_pool2d_ties_go_to_the_first_in_window_order(device):
     # All -inf: every window ties, padding included, and its argmax is its first input tap.
     x = np.full((1, 1, 3, 4), -np.inf, dtype=np.float32)
     kwargs = dict(kernel_size=2, stride=1, padding=1)
-    out, indices = fastnn.ops.max_pool2d(x, **kwargs, return_indices=True)
+    max_pool, backward = on_device(fastnn.ops.max_pool2d, device), on_device(fastnn.ops.max_pool2d_backward, device)
+    out, indices = max_pool(x, **kwargs, return_indices=True)
     assert np.all(out == -np.inf)
     oh, ow = np.meshgrid(np.arange(4), np.arange(5), indexing="ij")
     np.testing.assert_array_equal(indices[0, 0], np.maximum(oh - 1, 0) * 4 + np.maximum(ow - 1, 0))
     x = np.ones((2, 3, 5, 6), dtype=np.float32)
     grad = randn(2, 3, 4, 5)
-    np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, stride=1)[0],
-                               reference.max_pool2d_backward(grad, x, 2, stride=1)[0], rtol=1e-6)
+    np.testing.assert_allclose(backward(grad, x, 2, stride=1)[0], reference.max_pool2d_backward(grad, x, 2, stride=1)[0],
+                               rtol=1e-6)
 
 
-def test_max_pool2d_nan_is_the_max():
+def test_max_pool2d_nan_is_the_max(device):
     x = distinct(1, 1, 5, 6)
     x[0, 0, 2, 3] = np.nan
-    out, indices = fastnn.ops.max_pool2d(x, 3, stride=1, return_indices=True)
+    max_pool, backward = on_device(fastnn.ops.max_pool2d, device), on_device(fastnn.ops.max_pool2d_backward, device)
+    out, indices = max_pool(x, 3, stride=1, return_indices=True)
     covers_nan = np.zeros((3, 4), dtype=bool)
     covers_nan[0:3, 1:4] = True
     assert np.all(np.isnan(out[0, 0][covers_nan])) and np.all(indices[0, 0][covers_nan] == 2 * 6 + 3)
     np.testing.assert_array_equal(out[0, 0][~covers_nan], reference.max_pool2d(x, 3, stride=1)[0, 0][~covers_nan])
     grad = randn(*out.shape)
-    grad_input = fastnn.ops.max_pool2d_backward(grad, x, 3, stride=1)[0]
+    grad_input = backward(grad, x, 3, stride=1)[0]
     assert grad_input[0, 0, 2, 3] == pytest.approx(grad[0, 0][covers_nan].sum(), rel=1e-5)
 
 
-def test_max_pool2d_window_wholly_in_padding():
+def test_max_pool2d_window_wholly_in_padding(device):
     # Dilation 2 puts the taps of this window at -1 and 1: both in padding of a 1 x 1 plane.
     x = randn(1, 1, 1, 1)
-    out, indices = fastnn.ops.max_pool2d(x, 2, dilation=2, padding=1, return_indices=True)
+    max_pool, backward = on_device(fastnn.ops.max_pool2d, device), on_device(fastnn.ops.max_pool2d_backward, device)
+    out, indices = max_pool(x, 2, dilation=2, padding=1, return_indices=True)
     assert out.shape == (1, 1, 1, 1) and out[0, 0, 0, 0] == -np.inf and indices[0, 0, 0, 0] == -1
     grad = randn(1, 1, 1, 1)
     for saved in [None, indices]:
-        np.testing.assert_array_equal(fastnn.ops.max_pool2d_backward(grad, x, 2, dilation=2, padding=1, saved=saved)[0],
-                                      np.zeros_like(x))
+        np.testing.assert_array_equal(backward(grad, x, 2, dilation=2, padding=1, saved=saved)[0], np.zeros_like(x))
 
 
-def test_huge_padded_kernel_reads_only_the_input():
+def test_huge_padded_kernel_reads_only_the_input(device):
     # Sizes derived from a kernel near INT_MAX must not overflow (UBSan checks this in CI), and
     # its taps in padding must cost nothing.
     x = distinct(1, 1, 2, 3)
     big = 2**31 - 1
-    out = fastnn.ops.avg_pool2d(x, big, stride=1, padding=big // 2, count_include_pad=False)
-    np.testing.assert_allclose(out, np.full((1, 1, 2, 3), x.mean()), rtol=1e-6)
-    out, indices = fastnn.ops.max_pool2d(x, (1, big), stride=(1, 2), padding=(0, big // 2), return_indices=True)
+    avg_pool, max_pool = on_device(fastnn.ops.avg_pool2d, device), on_device(fastnn.ops.max_pool2d, device)
+    kwargs = dict(kernel_size=big, stride=1, padding=big // 2, count_include_pad=False)
+    np.testing.assert_allclose(avg_pool(x, **kwargs), np.full((1, 1, 2, 3), x.mean()), rtol=1e-6)
+    grad = randn(1, 1, 2, 3)
+    np.testing.assert_allclose(on_device(fastnn.ops.avg_pool2d_backward, device)(grad, x, **kwargs)[0],
+                               np.full(x.shape, grad.mean()), rtol=1e-5, atol=1e-6)
+    out, indices = max_pool(x, (1, big), stride=(1, 2), padding=(0, big // 2), return_indices=True)
     np.testing.assert_array_equal(indices[0, 0, :, 0], np.argmax(x[0, 0], axis=1) + [0, 3])
 
 
-def test_pool2d_3d_input_matches_4d():
+def test_pool2d_3d_input_matches_4d(device):
     x = distinct(3, 7, 6)
     for name, kwargs in [("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
                          ("avg_pool2d", dict(kernel_size=2, ceil_mode=True))]:
-        op = getattr(fastnn.ops, name)
+        op = on_device(getattr(fastnn.ops, name), device)
         np.testing.assert_array_equal(op(x, **kwargs), op(x[None], **kwargs)[0])
 
 
@@ -243,9 +250,9 @@ def test_max_pool2d_2x2_ties_and_nan_as_the_general_kernel(shape, relu):
                                       expected_grad)
 
 
-def test_max_pool2d_2x2_backward_with_hand_made_indices():
+def test_max_pool2d_2x2_backward_with_hand_made_indices(device):
     # A saved offset outside its own window, -1, and two windows naming one input are scattered
-    # as the general kernel does.
+    # as the general kernel does (the GPU's gather misses the first, which a pass of its own adds).
     x = distinct(1, 2, 6, 40)
     _, saved = fastnn.ops.max_pool2d(x, 2, return_indices=True)
     saved[0, 0, 1, 3] = 5
@@ -256,5 +263,143 @@ def test_max_pool2d_2x2_backward_with_hand_made_indices():
     for plane in range(2):
         keep = saved[0, plane].ravel() >= 0
         np.add.at(expected[plane], saved[0, plane].ravel()[keep], grad[0, plane].ravel()[keep])
-    np.testing.assert_allclose(fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0],
+    np.testing.assert_allclose(on_device(fastnn.ops.max_pool2d_backward, device)(grad, x, 2, saved=saved)[0],
                                expected.reshape(x.shape), rtol=1e-6)
+
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=1, padding=1),
+                                    dict(kernel_size=(2, 3), stride=(1, 2), dilation=(2, 1), ceil_mode=True)])
+def test_cuda_pooling_adds_in_the_cpu_order(kwargs, require_gpu):
+    # Overlapping windows: an input sums several gradients (and a window several inputs), which
+    # the GPU gathers in the CPU kernels' order, so the two agree bitwise, run after run.
+    x = randn(2, 3, 9, 10)
+    avg_kwargs = {key: value for key, value in kwargs.items() if key != "dilation"}
+    for name, op_kwargs in [("max_pool2d", kwargs), ("avg_pool2d", dict(avg_kwargs, count_include_pad=False))]:
+        forward, backward = getattr(fastnn.ops, name), getattr(fastnn.ops, name + "_backward")
+        out = forward(x, **op_kwargs)
+        np.testing.assert_array_equal(on_device(forward, "cuda")(x, **op_kwargs), out)
+        grad = randn(*out.shape)
+        expected = backward(grad, x, **op_kwargs)[0]
+        for _ in range(2):
+            np.testing.assert_array_equal(on_device(backward, "cuda")(grad, x, **op_kwargs)[0], expected)
+
+
+def test_cuda_max_pool2d_backward_skips_out_of_range_saved_indices(require_gpu):
+    # The CPU binding raises for these; on the GPU that check would cost a copy to the host per
+    # call, so the kernels skip them instead, never writing outside grad_input.
+    x = distinct(1, 2, 5, 6)
+    _, saved = fastnn.ops.max_pool2d(x, 2, return_indices=True)
+    grad = randn(*saved.shape)
+    expected = fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0]
+    expected[0, 0, :2, :2] = 0  # window (0, 0)'s argmax, whose index goes out of range below
+    saved[0, 0, 0, 0] = 30
+    saved[0, 1, 0, 0] = -2
+    expected[0, 1, :2, :2] = 0
+    np.testing.assert_array_equal(on_device(fastnn.ops.max_pool2d_backward, "cuda")(grad, x, 2, saved=saved)[0],
+                                  expected)
+
+# The CUDA bindings, checked on this machine without a GPU through FakeCudaArray: they share the
+# CPU bindings' shape and parameter checks, so a bad call raises the same error on either device.
+needs_cuda_build = pytest.mark.skipif(not fastnn.build_info()["cuda"], reason="built without CUDA")
+
+
+def fake(a):
+    """A FakeCudaArray shaped and typed as the NumPy array `a`, which fails the bindings' memory
+    query (expected_runtime_error) once its other checks pass."""
+    return FakeCudaArray(a.shape, a.dtype.str)
+
+
+def null_fake(a):
+    """fake(a) at address 0, for which the bindings skip the memory query (as for an empty array)
+    and run the checks after it. Only for calls that must fail before a launch."""
+    return FakeCudaArray(a.shape, a.dtype.str, address=0)
+
+
+def zeros(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+WINDOW = ((2, 2), (2, 2), (0, 0))  # kernel_size, stride, padding
+X, GRAD, SAVED = zeros(1, 2, 5, 6), zeros(1, 2, 2, 3), zeros(1, 2, 2, 3, dtype=np.int64)
+SAME_ERROR_CASES = [
+    ("max_pool2d", [zeros(5, 6), *WINDOW, (1, 1), False, False]),
+    ("max_pool2d", [zeros(1, 2, 5, 6, dtype=np.float64), *WINDOW, (1, 1), False, False]),
+    ("max_pool2d", [zeros(1, 2, 0, 6), *WINDOW, (1, 1), False, False]),
+    ("max_pool2d", [X, (0, 2), (2, 2), (0, 0), (1, 1), False, False]),
+    ("max_pool2d", [X, (2, 2), (0, 1), (0, 0), (1, 1), False, True]),
+    ("max_pool2d", [X, (3, 3), (1, 1), (0, -1), (1, 1), False, False]),
+    ("max_pool2d", [X, (3, 3), (1, 1), (2, 2), (1, 1), False, False]),
+    ("max_pool2d", [X, *WINDOW, (0, 0), False, False]),
+    ("max_pool2d", [X, (3, 3), (1, 1), (0, 0), (3, 3), True, False]),
+    ("max_pool2d", [zeros(1, 1, 1, 1), (2**16, 2**16), (1, 1), (2**15, 2**15), (1, 1), False, False]),
+    ("max_pool2d_backward", [GRAD, zeros(5, 6), *WINDOW, (1, 1), False, SAVED]),
+    ("max_pool2d_backward", [zeros(1, 2, 2, 2), X, *WINDOW, (1, 1), False, SAVED]),
+    ("max_pool2d_backward", [zeros(2, 2, 3), X, *WINDOW, (1, 1), False, None]),
+    ("max_pool2d_backward", [zeros(1, 2, 2, 3, dtype=np.float16), X, *WINDOW, (1, 1), False, None]),
+    ("max_pool2d_backward", [GRAD, X, *WINDOW, (1, 1), False, zeros(1, 2, 3, 2, dtype=np.int64)]),
+    ("max_pool2d_backward", [GRAD, X, *WINDOW, (1, 1), False, zeros(6, dtype=np.int64)]),
+    ("max_pool2d_backward", [GRAD, X, *WINDOW, (1, 1), False, zeros(1, 2, 2, 3, dtype=np.int32)]),
+    ("avg_pool2d", [X, (7, 7), (7, 7), (0, 0), False, True, None]),
+    ("avg_pool2d", [X, *WINDOW, False, True, 0]),
+    ("avg_pool2d", [zeros(2, 5, 6, dtype=np.int32), *WINDOW, False, True, None]),
+    ("avg_pool2d_backward", [zeros(1, 2, 2, 2), X, *WINDOW, False, True, None]),
+    ("avg_pool2d_backward", [GRAD, X, *WINDOW, False, True, 0]),
+    ("avg_pool2d_backward", [GRAD, zeros(2, 1, 2, 5, 6), *WINDOW, False, True, None]),
+    ("avg_pool2d_backward", [GRAD.astype(np.float64), X, *WINDOW, False, True, None]),
+]
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("name,args", SAME_ERROR_CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_cuda_binding_raises_the_cpu_error(name, args):
+    with pytest.raises((TypeError, ValueError)) as on_host:
+        getattr(fastnn._C, name)(*args)
+    with pytest.raises(on_host.type) as on_gpu:
+        getattr(fastnn._C.cuda, name)(*[null_fake(a) if isinstance(a, np.ndarray) else a for a in args])
+    assert str(on_gpu.value) == str(on_host.value)
+
+
+def transposed(shape, typestr="<f4"):
+    """A fake of `shape` whose last two dims are laid out swapped: not C-contiguous."""
+    item = int(typestr[-1])
+    *outer, h, w = shape
+    return FakeCudaArray(shape, typestr, strides=(*[item * h * w * int(np.prod(outer[i + 1:])) for i in
+                                                     range(len(outer))], item, item * h))
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("name,args,argument", [
+    ("max_pool2d", [transposed(X.shape), *WINDOW, (1, 1), False, False], "input"),
+    ("avg_pool2d", [transposed(X.shape), *WINDOW, False, True, None], "input"),
+    ("max_pool2d_backward", [transposed(GRAD.shape), null_fake(X), *WINDOW, (1, 1), False, None], "grad_output"),
+    ("max_pool2d_backward", [null_fake(GRAD), null_fake(X), *WINDOW, (1, 1), False, transposed(SAVED.shape, "<i8")],
+     "saved"),
+    ("avg_pool2d_backward", [transposed(GRAD.shape), null_fake(X), *WINDOW, False, True, None], "grad_output"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_cuda_binding_requires_c_contiguous_arrays(name, args, argument):
+    with pytest.raises(ValueError, match=f"{name}: {argument} must be C-contiguous"):
+        getattr(fastnn._C.cuda, name)(*args)
+
+
+@needs_cuda_build
+def test_cuda_binding_rejects_host_arrays():
+    with pytest.raises(TypeError, match=r"max_pool2d: input must be a CUDA array .* got numpy.ndarray"):
+        fastnn._C.cuda.max_pool2d(X, *WINDOW, (1, 1), False, False)
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("name,args", [
+    ("max_pool2d", [fake(X), *WINDOW, (1, 1), False, True]),
+    ("avg_pool2d", [fake(zeros(2, 5, 6)), *WINDOW, True, False, 3]),
+    ("max_pool2d_backward", [null_fake(GRAD), fake(X), *WINDOW, (1, 1), False, None]),
+    # The arrays before the last one pass at address 0, so that the last reaches the memory query.
+    ("max_pool2d_backward", [fake(GRAD), null_fake(X), *WINDOW, (1, 1), False, None]),
+    ("max_pool2d_backward", [null_fake(GRAD), null_fake(X), *WINDOW, (1, 1), False, fake(SAVED)]),
+    ("avg_pool2d_backward", [null_fake(GRAD), fake(X), *WINDOW, False, True, None]),
+    ("avg_pool2d_backward", [fake(GRAD), null_fake(X), *WINDOW, False, True, None]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_cuda_binding_reaches_the_device_with_valid_arrays(name, args):
+    error, match = expected_runtime_error()
+    with pytest.raises(error, match=match):
+        getattr(fastnn._C.cuda, name)(*args)
