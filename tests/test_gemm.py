@@ -260,11 +260,13 @@ def test_cuda_binding_shape_errors_are_the_cpu_bindings():
              ("matmul", [(2, 3, 5), (3, 5, 2)]),  # batch mismatch
              ("matmul", [(2, 3, 4, 5), (5, 2)]),  # rank
              ("matmul", [(3, 5), (5,)]),
+             ("matmul", [(2, 3, 4, 5), (3,)]),  # both wrong: a is reported
              ("matmul_backward", [(3, 3), (3, 5), (5, 2)]),  # grad_output shape, 2-D
              ("matmul_backward", [(2, 3, 3), (2, 3, 5), (2, 5, 2)]),
              ("matmul_backward", [(3, 2), (2, 3, 5), (5, 2)]),  # shared b: grad_output (2, 3, 2)
              ("linear", [(3, 5), (2, 4)]),
              ("linear", [(3, 5, 1), (2, 5)]),
+             ("linear", [(3,), (2, 5, 1)]),  # both wrong: input is reported
              ("linear", [(3, 5), (2, 5), (3,)]),
              ("linear", [(3, 5), (2, 5), (2, 1)]),
              ("linear_backward", [(3, 3), (3, 5), (2, 5), True]),

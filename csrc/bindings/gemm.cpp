@@ -42,8 +42,10 @@ MatmulShape matmul_shape(const Shape& sa, const Shape& sb, const char* op) {
   return s;
 }
 
+// a is checked before b (function arguments would be evaluated in no set order).
 MatmulShape matmul_shape(const py::array& a, const py::array& b, const char* op) {
-  return matmul_shape(check_float(a, op, "a", {2, 3}, kALayout), check_float(b, op, "b", {2, 3}, kBLayout), op);
+  const Shape sa = check_float(a, op, "a", {2, 3}, kALayout);
+  return matmul_shape(sa, check_float(b, op, "b", {2, 3}, kBLayout), op);
 }
 
 void check_grad_output_shape(const Shape& actual, const Shape& expected, const char* op) {
@@ -171,8 +173,8 @@ LinearShape linear_shape(const Shape& sx, const Shape& sw, const char* op) {
 }
 
 LinearShape linear_shape(const py::array& x, const py::array& w, const char* op) {
-  return linear_shape(check_float(x, op, "input", {2}, kInputLayout), check_float(w, op, "weight", {2}, kWeightLayout),
-                      op);
+  const Shape sx = check_float(x, op, "input", {2}, kInputLayout);
+  return linear_shape(sx, check_float(w, op, "weight", {2}, kWeightLayout), op);
 }
 
 void check_bias_shape(const Shape& sb, const LinearShape& s) {
