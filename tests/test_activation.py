@@ -1,11 +1,13 @@
 import functools
+import re
 
 import numpy as np
 import pytest
 
 import fastnn
 import reference
-from opcheck import check_inputs, check_op, randn
+from cuda_fakes import FakeCudaArray, expected_runtime_error
+from opcheck import check_inputs, check_op, on_device, randn
 
 pytestmark = pytest.mark.usefixtures("isa")
 
@@ -17,21 +19,23 @@ OPS = [("relu", {}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 0.2})
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
-def test_op(name, kwargs, shape):
+def test_op(name, kwargs, shape, device):
     # low=0.05 keeps the finite differences of relu / leaky_relu off the kink at 0.
-    check_op(name, [randn(*shape, low=0.05)], kwargs)
+    check_op(name, [randn(*shape, low=0.05)], kwargs, device=device)
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh"])
-def test_backward_from_saved_output(name):
+def test_backward_from_saved_output(name, device):
     x = randn(3, 33)
-    check_op(name, [x], saved=getattr(fastnn.ops, name)(x))
+    check_op(name, [x], saved=getattr(fastnn.ops, name)(x), device=device)
 
 
-def test_gradient_at_the_kink():
+def test_gradient_at_the_kink(device):
     zero, g = np.zeros(5, np.float32), np.full(5, 3.0, np.float32)
-    np.testing.assert_array_equal(fastnn.ops.relu_backward(g, zero)[0], 0.0)
-    np.testing.assert_array_equal(fastnn.ops.leaky_relu_backward(g, zero, negative_slope=0.25)[0], 0.75)
+    relu_backward = on_device(fastnn.ops.relu_backward, device)
+    leaky_relu_backward = on_device(fastnn.ops.leaky_relu_backward, device)
+    np.testing.assert_array_equal(relu_backward(g, zero)[0], 0.0)
+    np.testing.assert_array_equal(leaky_relu_backward(g, zero, negative_slope=0.25)[0], 0.75)
 
 
 @pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
@@ -154,9 +158,9 @@ def test_gelu_tanh_within_3_ulp_plus_conditioning():
 
 
 @pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
-def test_nan_propagates(name, kwargs):
+def test_nan_propagates(name, kwargs, device):
     x = np.array([np.nan, 1.0, -np.nan], np.float32)
-    out = getattr(fastnn.ops, name)(x, **kwargs)
+    out = on_device(getattr(fastnn.ops, name), device)(x, **kwargs)
     assert np.isnan(out[0]) and np.isnan(out[2]) and not np.isnan(out[1])
 
 
@@ -195,3 +199,114 @@ def test_outputs_past_the_caches_take_streaming_stores(threads):
                                        rtol=1e-5, atol=1e-6, err_msg=name + "_backward")
     finally:
         fastnn.set_num_threads(before)
+
+
+# ---- the CUDA kernels' load paths (GPU only) ----
+
+@pytest.fixture
+def cupy(require_gpu):
+    import cupy
+    return cupy
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_cuda_vector_and_scalar_paths(cupy, name, kwargs, offset):
+    # Arrays 16-byte aligned take float4s and a scalar tail (sizes off 4 leave 1-3 elements); a
+    # view 1-3 floats into a CuPy allocation is C-contiguous but not aligned to 16 bytes, and goes
+    # element by element. The backward's grad_output stays aligned, so offsets mix alignments.
+    op, backward = getattr(fastnn.ops, name), getattr(fastnn.ops, name + "_backward")
+    x, g = randn(offset + 1031), randn(1031)
+    x_gpu, g_gpu = cupy.asarray(x), cupy.asarray(g)
+    for n in [1, 3, 4, 5, 1027]:
+        view = slice(offset, offset + n)
+        np.testing.assert_allclose(cupy.asnumpy(op(x_gpu[view], **kwargs)), op(x[view], **kwargs), rtol=1e-5,
+                                   atol=1e-6, err_msg=f"{name}, {n} elements")
+        np.testing.assert_allclose(cupy.asnumpy(backward(g_gpu[:n], x_gpu[view], **kwargs)[0]),
+                                   backward(g[:n], x[view], **kwargs)[0], rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{name}_backward, {n} elements")
+
+
+def test_cuda_grid_stride_loops_past_the_largest_grid(cupy):
+    # grid_for caps a launch at 65535 blocks of 256 threads: one step of the grid covers
+    # 67,107,840 elements as float4s and 16,776,960 one by one, so this size loops on both paths
+    # (the view at offset 1 is the unaligned, element-by-element one).
+    n = (1 << 26) + (1 << 20) + 3
+    x = np.linspace(-1, 1, n + 1, dtype=np.float32)
+    x_gpu = cupy.asarray(x)
+    for view in [slice(0, n), slice(1, n + 1)]:
+        np.testing.assert_array_equal(cupy.asnumpy(fastnn.ops.relu(x_gpu[view])), fastnn.ops.relu(x[view]))
+    np.testing.assert_array_equal(cupy.asnumpy(fastnn.ops.relu_backward(x_gpu[1:], x_gpu[:n])[0]),
+                                  fastnn.ops.relu_backward(x[1:], x[:n])[0])
+
+
+# ---- the CUDA bindings' checks, with stand-in arrays (run without a GPU) ----
+
+cuda_build = pytest.mark.skipif(not fastnn.build_info()["cuda"], reason="built without CUDA")
+
+
+def fake(shape=(3, 4), typestr="<f4", strides=None):
+    """A stand-in at address 0, which passes every check without a memory query (the bindings
+    skip it for null pointers), so that a later argument's error shows."""
+    return FakeCudaArray(shape, typestr, strides, address=0)
+
+
+def assert_same_error(cpu_call, cuda_call):
+    """cuda_call raises what cpu_call raises, type and message: the two devices share the checks."""
+    with pytest.raises((TypeError, ValueError)) as cpu:
+        cpu_call()
+    with pytest.raises(type(cpu.value), match=re.escape(str(cpu.value))):
+        cuda_call()
+
+
+@cuda_build
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_cuda_forward_checks_its_input(name, kwargs):
+    op, cpu_op = getattr(fastnn._C.cuda, name), getattr(fastnn._C, name)
+    assert_same_error(lambda: cpu_op(np.zeros((3, 4)), **kwargs), lambda: op(fake(typestr="<f8"), **kwargs))
+    with pytest.raises(ValueError, match=f"{name}: input must be C-contiguous"):
+        op(fake(strides=(4, 12)), **kwargs)
+    with pytest.raises(TypeError, match=f"{name}: input must be a CUDA array .*, got numpy.ndarray"):
+        op(randn(3, 4), **kwargs)
+    error, message = expected_runtime_error()
+    with pytest.raises(error, match=message):
+        op(FakeCudaArray((3, 4)), **kwargs)
+
+
+@cuda_build
+@pytest.mark.parametrize("name,kwargs", OPS, ids=lambda p: str(p))
+def test_cuda_backward_checks_its_arguments(name, kwargs):
+    op, cpu_op = getattr(fastnn._C.cuda, name + "_backward"), getattr(fastnn._C, name + "_backward")
+    x = randn(3, 4)
+    assert_same_error(lambda: cpu_op(x.astype(np.float64), x, **kwargs),
+                      lambda: op(fake(typestr="<f8"), fake(), **kwargs))
+    assert_same_error(lambda: cpu_op(randn(4, 3), x, **kwargs), lambda: op(fake((4, 3)), fake(), **kwargs))
+    assert_same_error(lambda: cpu_op(randn(12), x, **kwargs), lambda: op(fake((12,)), fake(), **kwargs))
+    with pytest.raises(ValueError, match=f"{name}_backward: grad_output must be C-contiguous"):
+        op(fake(strides=(4, 12)), fake(), **kwargs)
+    with pytest.raises(ValueError, match=f"{name}_backward: input must be C-contiguous"):
+        op(fake(), fake(strides=(4, 12)), **kwargs)
+    error, message = expected_runtime_error()
+    with pytest.raises(error, match=message):
+        op(FakeCudaArray((3, 4)), FakeCudaArray((3, 4)), **kwargs)
+
+
+@cuda_build
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_cuda_backward_checks_the_saved_output(name):
+    op, cpu_op = getattr(fastnn._C.cuda, name + "_backward"), getattr(fastnn._C, name + "_backward")
+    x = randn(3, 4)
+    assert_same_error(lambda: cpu_op(x, x, saved=randn(12)), lambda: op(fake(), fake(), saved=fake((12,))))
+    assert_same_error(lambda: cpu_op(x, x, saved=x.astype(np.float64)),
+                      lambda: op(fake(), fake(), saved=fake(typestr="<f8")))
+    error, message = expected_runtime_error()
+    with pytest.raises(error, match=message):
+        op(fake(), fake(), saved=FakeCudaArray((3, 4)))
+
+
+@cuda_build
+def test_cuda_gelu_checks_approximate():
+    x = randn(3, 4)
+    assert_same_error(lambda: fastnn._C.gelu(x, approximate="x"), lambda: fastnn._C.cuda.gelu(fake(), approximate="x"))
+    assert_same_error(lambda: fastnn._C.gelu_backward(x, x, approximate="erf"),
+                      lambda: fastnn._C.cuda.gelu_backward(fake(), fake(), approximate="erf"))

@@ -140,13 +140,9 @@ void bind_activation(py::module_& m) {
 namespace {
 
 // The CUDA twins of check_any_shape, check_input_shape, forward, backward and saved_output, on
-// CuPy arrays. An elementwise op takes the array's own rank, read from its interface first (0
-// when it has none, which check_cuda_float then reports as not a CUDA array).
+// CuPy arrays.
 CudaArray<float> check_cuda_any_shape(const py::object& a, const char* op, const char* name) {
-  const int rank = py::hasattr(a, "__cuda_array_interface__")
-                       ? int(py::len(a.attr("__cuda_array_interface__")["shape"]))
-                       : 0;
-  return check_cuda_float(a, op, name, {rank}, "(any shape)");
+  return check_cuda_float(a, op, name, {cuda_rank(a)}, "(any shape)");
 }
 
 const float* check_cuda_input_shape(const py::object& a, const Shape& input_shape, const char* op,
@@ -160,11 +156,12 @@ const float* check_cuda_input_shape(const py::object& a, const Shape& input_shap
 template <class Kernel>
 py::object forward_cuda(const char* op, const py::object& x, Kernel kernel) {
   const CudaArray<float> in = check_cuda_any_shape(x, op, "input");
+  const int64_t n = product(in.shape);
   auto [y, out] = new_cuda_array<float>(in.shape);
   const cudaStream_t stream = current_stream();
   {
     py::gil_scoped_release release;
-    kernel(product(in.shape), in.data, out, stream);
+    kernel(n, in.data, out, stream);
   }
   return y;
 }
@@ -174,11 +171,12 @@ template <class Kernel>
 py::tuple backward_cuda(const char* op, const py::object& grad_y, const py::object& x, Kernel kernel) {
   const CudaArray<float> in = check_cuda_any_shape(x, op, "input");
   const float* g = check_cuda_input_shape(grad_y, in.shape, op, "grad_output");
+  const int64_t n = product(in.shape);
   auto [grad_x, out] = new_cuda_array<float>(in.shape);
   const cudaStream_t stream = current_stream();
   {
     py::gil_scoped_release release;
-    kernel(product(in.shape), g, in.data, out, stream);
+    kernel(n, g, in.data, out, stream);
   }
   return py::make_tuple(grad_x);
 }
@@ -195,7 +193,9 @@ void bind_activation_cuda(py::module_& m) {
   m.def("relu", [](const py::object& x) { return forward_cuda("relu", x, cuda::relu); }, py::arg("input"));
   m.def(
       "relu_backward",
-      [](const py::object& g, const py::object& x) { return backward_cuda("relu_backward", g, x, cuda::relu_backward); },
+      [](const py::object& g, const py::object& x) {
+        return backward_cuda("relu_backward", g, x, cuda::relu_backward);
+      },
       py::arg("grad_output"), py::arg("input"));
 
   m.def(
