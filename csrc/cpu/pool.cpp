@@ -11,6 +11,7 @@
 
 #include "cpu/dispatch.h"
 #include "cpu/parallel.h"
+#include "pool_window.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -24,17 +25,6 @@ int64_t planes_per_thread(const Pool2dShape& s) {
                                     double(std::min(s.kernel_w, s.in_w)) +
                                 double(s.in_h) * double(s.in_w);
   return std::max<int64_t>(1, int64_t(double(kMinTapsPerThread) / taps_per_plane));
-}
-
-// The i in [begin, end) (a subrange of [0, count)) for which start + i * step lies in [0, size).
-struct Span {
-  int64_t begin, end;
-};
-
-Span inside(int64_t start, int64_t step, int64_t size, int64_t count) {
-  const int64_t begin = start >= 0 ? 0 : (-start + step - 1) / step;
-  const int64_t last = size - 1 - start;
-  return {begin, last < 0 ? 0 : std::min(count, last / step + 1)};
 }
 
 // Calls sweep(ih, offset, cols) for each tap (kh, kw) of output row oh, in window order, that
@@ -103,27 +93,12 @@ void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* b
     best_at[ow] = best_sweep[ow] < 0 ? -1 : sweep_start[best_sweep[ow]] + ow * stride_w;
 }
 
-// The window along one axis as torch sizes it for the divisor: `padded` counts padding but
-// not the overhang past it that ceil_mode allows; `inside` counts input elements only. With
-// pad <= kernel / 2 and torch's ceil_mode rule, every window holds an input element.
-struct WindowSize {
-  int64_t padded, inside;
-};
-
-WindowSize window_size(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
-  const int64_t start = o * stride - pad, end = std::min(start + kernel, in_size + pad);
-  return {end - start, std::min(end, in_size) - std::max<int64_t>(start, 0)};
-}
-
 // scale[ow] = 1 / divisor of output (oh, ow).
 void avg_scales(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, int64_t oh, float* scale) {
   const WindowSize h = window_size(oh, s.stride_h, s.pad_h, s.kernel_h, s.in_h);
   for (int64_t ow = 0; ow < s.out_w; ++ow) {
-    const WindowSize w = window_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w);
-    const int64_t divisor = divisor_override != 0 ? divisor_override
-                            : count_include_pad   ? h.padded * w.padded
-                                                  : h.inside * w.inside;
-    scale[ow] = float(1.0 / double(divisor));
+    scale[ow] = avg_scale(h, window_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w), count_include_pad,
+                          divisor_override);
   }
 }
 

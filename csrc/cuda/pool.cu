@@ -7,6 +7,7 @@
 
 #include "cuda/launch.h"
 #include "fastnn/cuda/pool.h"
+#include "pool_window.h"
 
 namespace fastnn::cuda {
 namespace {
@@ -20,19 +21,6 @@ template <class Item>
 __device__ void for_each_item(int64_t n, const Item& item) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) item(i);
-}
-
-struct Span {
-  int64_t begin, end;
-};
-
-// As cpu/pool.cpp's: the i in [begin, end) (a subrange of [0, count)) for which start + i * step
-// lies in [0, size), i.e. the taps of a window along one axis that read the input. Looping over
-// these alone keeps a huge padded kernel as cheap as the input it covers.
-__device__ Span inside(int64_t start, int64_t step, int64_t size, int64_t count) {
-  const int64_t begin = start >= 0 ? 0 : (-start + step - 1) / step;
-  const int64_t last = size - 1 - start;
-  return {begin, last < 0 ? 0 : (count < last / step + 1 ? count : last / step + 1)};
 }
 
 // The outputs o < out whose window along one axis spans input position i: window o starts at
@@ -131,28 +119,11 @@ __global__ void max_pool2d_backward_stray_kernel(Pool2dShape s, const float* gra
   });
 }
 
-// As cpu/pool.cpp's: the window along one axis as torch sizes it for the divisor. `padded`
-// counts padding but not the overhang past it that ceil_mode allows; `inside` counts input
-// elements only.
-struct WindowSize {
-  int64_t padded, inside;
-};
-
-__device__ WindowSize window_size(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
-  const int64_t start = o * stride - pad;
-  const int64_t end = start + kernel < in_size + pad ? start + kernel : in_size + pad;
-  return {end - start, (end < in_size ? end : in_size) - (start > 0 ? start : 0)};
-}
-
-// 1 / divisor of output (oh, ow), rounded as the CPU kernel rounds it.
-__device__ float avg_scale(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, int64_t oh,
-                           int64_t ow) {
-  const WindowSize h = window_size(oh, s.stride_h, s.pad_h, s.kernel_h, s.in_h);
-  const WindowSize w = window_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w);
-  const int64_t divisor = divisor_override != 0 ? divisor_override
-                          : count_include_pad   ? h.padded * w.padded
-                                                : h.inside * w.inside;
-  return float(1.0 / double(divisor));
+// 1 / divisor of output (oh, ow).
+__device__ float output_scale(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override, int64_t oh,
+                              int64_t ow) {
+  return avg_scale(window_size(oh, s.stride_h, s.pad_h, s.kernel_h, s.in_h),
+                   window_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w), count_include_pad, divisor_override);
 }
 
 // Sums each window's input taps in window order, then scales: the CPU kernel's arithmetic.
@@ -170,7 +141,7 @@ __global__ void avg_pool2d_kernel(Pool2dShape s, bool count_include_pad, int64_t
       const float* row = plane + (top + kh * s.dilation_h) * s.in_w + left;
       for (int64_t kw = cols.begin; kw < cols.end; ++kw) sum += row[kw * s.dilation_w];
     }
-    output[o] = sum * avg_scale(s, count_include_pad, divisor_override, oh, ow);
+    output[o] = sum * output_scale(s, count_include_pad, divisor_override, oh, ow);
   });
 }
 
@@ -190,7 +161,7 @@ __global__ void avg_pool2d_backward_kernel(Pool2dShape s, bool count_include_pad
       for (int64_t ow = cols.end - 1; ow >= cols.begin; --ow) {
         if (!is_tap(iw, ow, s.stride_w, s.pad_w, s.dilation_w, s.kernel_w)) continue;
         // Rounded before the sum, as the CPU kernel's share is: no fused multiply-add.
-        sum += __fmul_rn(avg_scale(s, count_include_pad, divisor_override, oh, ow),
+        sum += __fmul_rn(output_scale(s, count_include_pad, divisor_override, oh, ow),
                          grad_output[p * out_plane + oh * s.out_w + ow]);
       }
     }
