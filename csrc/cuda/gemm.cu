@@ -4,8 +4,8 @@
 #include "fastnn/cuda/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 
 #include "cuda/launch.h"
 
@@ -36,8 +36,7 @@ struct Matrix {
 };
 
 Matrix matrix(const float* data, int64_t batch_stride, int64_t row_stride, int64_t col_stride) {
-  return {data, batch_stride, row_stride, col_stride,
-          std::abs(col_stride) <= std::abs(row_stride)};
+  return {data, batch_stride, row_stride, col_stride, std::abs(col_stride) <= std::abs(row_stride)};
 }
 
 // Element (row, col) of batch z, or 0 outside the rows x cols matrix: a partial tile computes with
@@ -51,8 +50,8 @@ __device__ float load(const Matrix& m, int64_t z, int64_t row, int64_t col, int6
 __global__ void __launch_bounds__(kThreads)
     gemm_tiles(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, Matrix a, Matrix b, float beta, float* c,
                int64_t c_batch_stride, int64_t ldc) {
-  // +1 column: a load walking along k writes a column of the tile, 65 floats apart, so the 32
-  // threads of a warp hit 32 different shared-memory banks.
+  // +1 column: a load walking along k stores a warp's 32 floats 65 apart (16 k by 2 rows or
+  // columns), at most 2 to a shared-memory bank; 64 apart, they would fall 16 to a bank.
   __shared__ float a_tile[kTileK][kTile + 1];  // a_tile[k][i] = A(row0 + i, k0 + k)
   __shared__ float b_tile[kTileK][kTile + 1];  // b_tile[k][j] = B(k0 + k, col0 + j)
   const int tx = int(threadIdx.x) % kThreadsPerEdge;
