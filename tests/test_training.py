@@ -63,3 +63,13 @@ def test_binary_classifier_example_separates_the_spirals():
     example = pathlib.Path(__file__).resolve().parent.parent / "examples" / "binary_classifier.py"
     main = runpy.run_path(str(example))["main"]
     assert main(["--epochs", "30"]) > 0.95
+
+
+def test_demo_trains_on_the_device(device, fashion_mnist, tmp_path, capsys):
+    """The example's own entry point with --device: batches move to the model's device, and the
+    checkpoint holds host arrays either way."""
+    from fastnn.demo import main
+    main(["--device", device, "--max-batches", "3", "--checkpoint", str(tmp_path / "cnn.npz")])
+    assert "epoch 1: train loss" in capsys.readouterr().out
+    model_state = fastnn.load(tmp_path / "cnn.npz")["model"]
+    assert model_state and all(type(value) is np.ndarray for value in model_state.values())

@@ -1,7 +1,8 @@
 """fastnn: a small, fast deep-learning backend.
 
 Hand-written C++ (OpenMP + SIMD) kernels behind `fastnn.ops`, a functional API over NumPy
-arrays where every op has a matching `<op>_backward`.
+arrays where every op has a matching `<op>_backward`; with a CUDA build and CuPy, the same ops
+and tensors on the GPU (fastnn.cuda.is_available()).
 """
 import os
 
@@ -12,7 +13,7 @@ from .random import manual_seed
 from .tensor import (Tensor, arange, as_tensor, device, empty, from_dlpack, from_numpy, full, ones, ones_like, rand,
                      randint, randn, tensor, zeros, zeros_like)
 from . import nn
-from . import data, datasets, optim
+from . import cuda, data, datasets, optim
 from .serialization import load, save
 # Last: torch's names float, bool, sum, max, ... shadow the builtins in this module from here on.
 from .dtypes import *  # noqa: F401,F403,E402
@@ -52,5 +53,5 @@ __all__ = ["build_info", "get_num_threads", "set_num_threads", "ops", "__version
            "get_include", "get_library", "get_cmake_dir",
            "is_grad_enabled", "no_grad", "set_grad_enabled", "manual_seed", "Tensor", "arange", "as_tensor", "device",
            "empty", "from_dlpack", "from_numpy", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor",
-           "zeros", "zeros_like", "nn", "data", "datasets", "optim", "load", "save"] + _dtypes.__all__ + \
+           "zeros", "zeros_like", "nn", "cuda", "data", "datasets", "optim", "load", "save"] + _dtypes.__all__ + \
     _tensor_functions.__all__

@@ -83,7 +83,13 @@ class Function:
         record = _grad_enabled and any(node.needs_input_grad)
         if not record:
             node.needs_input_grad = (False,) * len(inputs)
-        out = node.forward(*[x._data if isinstance(x, Tensor) else x for x in inputs], **kwargs)
+        try:
+            out = node.forward(*[x._data if isinstance(x, Tensor) else x for x in inputs], **kwargs)
+        except (TypeError, ValueError):
+            # NumPy, CuPy and the kernels each reject a mix of host and GPU arrays in their own
+            # words; this names the devices (a try costs nothing until it catches).
+            _tensor._check_one_device(node.name, inputs)
+            raise
         if not record:
             return Tensor._make(out)
         node.parents = inputs
@@ -148,7 +154,9 @@ def _accumulate_into_leaf(leaf, grad, handed_out):
         leaf.grad._data += grad
         return
     owner = getattr(grad, "base", 1)
-    owned = (owner is None or type(owner) is _CAPSULE) and grad.flags.writeable and id(grad) not in handed_out
+    # CuPy's flags have no `writeable`: its arrays always are.
+    owned = (owner is None or type(owner) is _CAPSULE) and getattr(grad.flags, "writeable", True) and \
+        id(grad) not in handed_out
     if not owned:
         grad = grad.copy()
     handed_out.add(id(grad))
@@ -164,8 +172,9 @@ def backward(root, gradient=None, retain_graph=False):
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         grad = root._xp.ones_like(root._data)
     else:
-        grad = root._xp.array(gradient._data if isinstance(gradient, _tensor.Tensor) else gradient,
-                              dtype=root._data.dtype)
+        gradient = gradient._data if isinstance(gradient, _tensor.Tensor) else gradient
+        _tensor._check_one_device("backward", (root, gradient))
+        grad = root._xp.array(gradient, dtype=root._data.dtype)
         if grad.shape != root.shape:
             raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {grad.shape} and output[0] "
                                f"has a shape of {root.shape}.")

@@ -4,12 +4,16 @@ A dataset backed by whole arrays offers `get_batch(indices)`, returning the batc
 already stacked; the DataLoader then builds each batch with one fancy-indexing gather per
 field instead of stacking samples one by one in Python (60 000 Fashion-MNIST images a second
 is a loop the training example cannot afford).
+
+Batches stay on the device their dataset's arrays are on (the host, usually); a training loop
+moves each one to the model's device with .to(device), as with torch.
 """
 import math
 
 import numpy as np
 
 from . import random
+from .tensor import Tensor, array_module
 from .nn import _checks
 
 __all__ = ["Dataset", "TensorDataset", "DataLoader"]
@@ -25,8 +29,10 @@ class Dataset:
         raise NotImplementedError(f"{type(self).__name__} must define __len__")
 
 
-def _numpy(value):
-    return np.asarray(getattr(value, "_data", value))
+def _array(value):
+    """The array behind a Tensor, a NumPy or CuPy array as it is, anything else as a NumPy array."""
+    value = getattr(value, "_data", value)
+    return value if array_module(value) is not np else np.asarray(value)
 
 
 class TensorDataset(Dataset):
@@ -35,7 +41,7 @@ class TensorDataset(Dataset):
     def __init__(self, *tensors):
         if not tensors:
             raise ValueError("TensorDataset needs at least one array")
-        self.arrays = tuple(_numpy(t) for t in tensors)
+        self.arrays = tuple(_array(t) for t in tensors)
         lengths = [len(a) for a in self.arrays]
         if len(set(lengths)) != 1:
             raise ValueError(f"TensorDataset: all arrays must have the same first dimension, got {lengths}")
@@ -47,25 +53,29 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def get_batch(self, indices):
-        return tuple(a[indices] for a in self.arrays)
+        return tuple(a[array_module(a).asarray(indices)] for a in self.arrays)
 
 
 def _collate(samples):
     """Stacks samples field by field: a list of (x, y) tuples becomes (stacked x, stacked y)."""
     if isinstance(samples[0], (tuple, list)):
-        return tuple(np.stack([_numpy(s[i]) for s in samples]) for i in range(len(samples[0])))
-    return np.stack([_numpy(s) for s in samples])
+        return tuple(_stack([s[i] for s in samples]) for i in range(len(samples[0])))
+    return _stack(samples)
+
+
+def _stack(values):
+    arrays = [_array(v) for v in values]
+    return array_module(arrays[0]).stack(arrays)
 
 
 def _to_tensor(array):
     """A fastnn Tensor holding a batch field: floating data as float32, integers as int64."""
-    from .tensor import Tensor  # imported here: the tensor module imports this package
-    array = np.asarray(array)
+    array = _array(array)
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32, copy=False)
     elif np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
         array = array.astype(np.int64, copy=False)
-    return Tensor(np.ascontiguousarray(array))
+    return Tensor(array_module(array).ascontiguousarray(array))
 
 
 class DataLoader:

@@ -2,6 +2,7 @@
 
     python -m fastnn.demo --epochs 1                # what examples/train_fashion_mnist.py runs
     python -m fastnn.demo --max-batches 200 --compare-torch
+    python -m fastnn.demo --device cuda             # on the GPU (needs fastnn[cuda])
 
 fastnn.nn and torch.nn share their names, so one function builds the model for either and
 one loop trains it; with --compare-torch both start from the same weights and see the same
@@ -33,14 +34,19 @@ def mnist_cnn(nn, channels=(32, 64), hidden=128):
 
 class Framework:
     """What the training loop needs from fastnn or torch: nn, optim, no_grad, and how to turn a
-    batch from the DataLoader (fastnn Tensors) into the framework's tensors."""
+    batch from the DataLoader (fastnn Tensors on the CPU) into the framework's tensors on the
+    model's device."""
 
     def __init__(self, name, module, convert):
         self.name, self.nn, self.optim, self.no_grad = name, module.nn, module.optim, module.no_grad
         self.convert = convert
 
 
-FASTNN = Framework("fastnn", fastnn, lambda t: t)
+def fastnn_framework(device):
+    return Framework("fastnn", fastnn, lambda t: t.to(device))
+
+
+FASTNN = fastnn_framework("cpu")
 
 
 class Progress:
@@ -128,17 +134,18 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-batches", type=int, default=None, help="stop each epoch after this many batches")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: fastnn's default)")
+    parser.add_argument("--device", default="cpu", help="where the model trains: cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="folder with the Fashion-MNIST IDX files")
     parser.add_argument("--checkpoint", default="checkpoints/fashion_mnist_cnn.npz",
                         help="where fastnn.save writes the model and optimizer state")
     parser.add_argument("--compare-torch", action="store_true",
-                        help="also train the same model with PyTorch (CPU), same data and settings")
+                        help="also train the same model with PyTorch on the same device, same data and settings")
     return parser.parse_args(argv)
 
 
 def compare_with_torch(args, initial, train_set, test_set, rate, accuracy):
-    """Trains the same model from the same initial weights with PyTorch on the CPU, then prints
+    """Trains the same model from the same initial weights with PyTorch on args.device, then prints
     both frameworks' speed and accuracy."""
     try:
         import torch
@@ -149,7 +156,8 @@ def compare_with_torch(args, initial, train_set, test_set, rate, accuracy):
     torch.set_num_threads(fastnn.get_num_threads())
     model = mnist_cnn(torch.nn)
     model.load_state_dict({name: torch.from_numpy(value) for name, value in initial.items()})
-    framework = Framework("torch", torch, lambda t: torch.from_numpy(t._data))
+    model.to(args.device)
+    framework = Framework("torch", torch, lambda t: torch.from_numpy(t._data).to(args.device))
     _, torch_rate, torch_accuracy = run(framework, model, train_set, test_set, args)
     print(f"\n{'':8}{'img/s':>10}{'test accuracy':>16}")
     print(f"{'fastnn':8}{rate:>10.0f}{accuracy:>16.2%}")
@@ -164,12 +172,14 @@ def main(argv=None):
     fastnn.manual_seed(args.seed)
     train_set = FashionMNIST(args.root, train=True, normalize=True)
     test_set = FashionMNIST(args.root, train=False, normalize=True)
-    print(f"Fashion-MNIST: {len(train_set)} training, {len(test_set)} test images; "
-          f"{fastnn.get_num_threads()} threads, {fastnn.build_info()['isa']} kernels", flush=True)
+    where = (f"{fastnn.get_num_threads()} threads, {fastnn.build_info()['isa']} kernels" if args.device == "cpu"
+             else f"device {args.device}")
+    print(f"Fashion-MNIST: {len(train_set)} training, {len(test_set)} test images; {where}", flush=True)
 
     model = mnist_cnn(fastnn.nn)
     initial = {name: np.array(value) for name, value in model.state_dict().items()}
-    optimizer, rate, accuracy = run(FASTNN, model, train_set, test_set, args)
+    model.to(args.device)
+    optimizer, rate, accuracy = run(fastnn_framework(args.device), model, train_set, test_set, args)
     if args.checkpoint:
         os.makedirs(os.path.dirname(os.path.abspath(args.checkpoint)), exist_ok=True)
         fastnn.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epochs": args.epochs},

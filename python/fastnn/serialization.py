@@ -2,12 +2,16 @@
 
 Nothing is pickled, so loading a file runs no code: every array is its own .npz entry, and the
 structure around them (nested dicts with str or int keys, lists, tuples, numbers, strings,
-None) is one JSON string stored as a unicode array, read back with allow_pickle=False.
+None) is one JSON string stored as a unicode array, read back with allow_pickle=False. Arrays
+on a GPU (CUDA tensors, CuPy arrays) are stored as host data and load as CPU ones, as
+torch.load(..., map_location="cpu") gives them.
 """
 import json
 import numbers
 
 import numpy as np
+
+from .tensor import Tensor, _host, array_module
 
 __all__ = ["save", "load"]
 
@@ -16,10 +20,10 @@ _STRUCTURE = "__structure__"
 
 def _encode(obj, arrays):
     """A JSON-able description of obj; arrays (and Tensors) go to `arrays` and are named."""
-    if hasattr(obj, "_data") or isinstance(obj, np.ndarray):
+    if isinstance(obj, Tensor) or isinstance(obj, np.ndarray) or array_module(obj) is not np:
         name = f"array_{len(arrays)}"
-        arrays[name] = np.asarray(getattr(obj, "_data", obj))
-        return {"tensor" if hasattr(obj, "_data") else "array": name}
+        arrays[name] = _host(obj)
+        return {"tensor" if isinstance(obj, Tensor) else "array": name}
     if isinstance(obj, dict):
         for key in obj:
             if not isinstance(key, (str, int)) or isinstance(key, bool):
@@ -42,7 +46,6 @@ def _decode(node, arrays):
     if kind == "array":
         return arrays[content]
     if kind == "tensor":
-        from .tensor import Tensor  # imported here: the tensor module imports this package
         return Tensor(arrays[content])
     if kind == "dict":
         return {key: _decode(value, arrays) for key, value in content}

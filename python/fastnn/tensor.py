@@ -1,45 +1,52 @@
 """fastnn.Tensor: an array plus autograd, with PyTorch's names and semantics.
 
-The backing array lives in `_data` (a numpy.ndarray on the CPU; a cupy.ndarray will slot in
-for CUDA) and all glue below goes through `self._xp`, so NumPy and CuPy share this code.
-Elementwise, shape and indexing ops are Function nodes written here in NumPy; kernel ops
-(conv2d, linear, pooling, activations, losses) live in fastnn.nn.functional.
+The backing array lives in `_data`: a numpy.ndarray on the CPU, a cupy.ndarray on a GPU. The
+glue below picks its library with array_module (or `self._xp`), so NumPy and CuPy run the same
+code. Elementwise, shape and indexing ops are Function nodes written here; kernel ops (conv2d,
+linear, pooling, activations, losses) live in fastnn.nn.functional.
 """
 import collections.abc
 import math
 import numbers
+import operator
+import sys
 
 import numpy as np
 
-from . import autograd
+from . import autograd, cuda as _cuda
 from .autograd import Function
 from .dtypes import float32, float64, int32, int64
 from .random import generator
 
 
 def array_module(array):
-    """numpy for CPU arrays and scalars, cupy for CUDA arrays: the one place glue code picks
-    its library."""
-    if not hasattr(array, "__cuda_array_interface__"):
+    """numpy for host arrays and scalars, cupy for CUDA arrays: the one place glue code picks
+    its library. The exact NumPy type is tested first (the CPU training loop's case, ~40 ns); a
+    CuPy array exists only once cupy is imported, so this never imports it."""
+    if type(array) is np.ndarray:
         return np
-    import cupy
-    return cupy
+    cupy = sys.modules.get("cupy")
+    return cupy if cupy is not None and isinstance(array, cupy.ndarray) else np
 
 
 class device:
-    """torch.device look-alike; only "cpu" exists for now."""
+    """torch.device look-alike: "cpu", "cuda" (the current GPU) or "cuda:N". Naming a device
+    always works; putting a tensor on a GPU raises RuntimeError where CUDA tensors cannot be made
+    (see fastnn.cuda.unavailable_reason)."""
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):
             type, index = type.type, type.index
-        type, _, number = str(type).partition(":")
-        if type == "cuda":
-            raise RuntimeError(f"fastnn: device {type!r} is not supported yet; only 'cpu' is")
-        if type != "cpu":
-            raise ValueError(f"device: expected 'cpu' (or 'cuda', not supported yet), got {type!r}")
-        if number and not number.isdigit():
-            raise ValueError(f"device: the index after 'cpu:' must be a non-negative int, got {number!r}")
-        self.type, self.index = type, int(number) if number else index
+        type, colon, number = str(type).partition(":")
+        if type not in ("cpu", "cuda"):
+            raise ValueError(f"device: expected 'cpu' or 'cuda' (optionally ':index'), got {type!r}")
+        if colon:
+            if not number.isdigit():
+                raise ValueError(f"device: the index after '{type}:' must be a non-negative int, got {number!r}")
+            index = int(number)
+        elif index is not None and not (isinstance(index, numbers.Integral) and index >= 0):
+            raise ValueError(f"device: index must be a non-negative int, got {index!r}")
+        self.type, self.index = type, None if index is None else int(index)
 
     def __eq__(self, other):
         return str(self) == str(other)
@@ -51,10 +58,82 @@ class device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self):
-        return f"device(type={self.type!r})"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type={self.type!r}{index})"
 
 
 _CPU = device("cpu")
+
+
+def _as_device(value):
+    return value if isinstance(value, device) else device(value)
+
+
+def _cuda_device(which):
+    """The device of .cuda(which): an int index, a device, or None for the current GPU."""
+    return device("cuda", which) if which is None or isinstance(which, numbers.Integral) else _as_device(which)
+
+
+def _device_of(array):
+    """The device an array lives on (host arrays and scalars: the CPU)."""
+    if array_module(array) is np:
+        return _CPU
+    return device("cuda", array.device.id)
+
+
+def _resolved(target):
+    """`target` with the current GPU's index filled in for plain "cuda" (what arrays report)."""
+    if target.type == "cpu" or target.index is not None:
+        return target
+    return device("cuda", _cuda.cupy_module(target).cuda.runtime.getDevice())
+
+
+def _move(array, target):
+    """`array` (any array or array-like) on device `target`: itself when it is there already, else
+    a copy. Raises RuntimeError with the reason where CUDA tensors cannot be made."""
+    if target.type == "cpu":
+        return array if array_module(array) is np else array.get()
+    cupy = _cuda.cupy_module(target)
+    with cupy.cuda.Device(target.index):  # None: the current GPU
+        if isinstance(array, cupy.ndarray) and array.device.id == cupy.cuda.runtime.getDevice():
+            return array
+        return cupy.array(array)  # from the host or from another GPU
+
+
+def _host(value):
+    """A NumPy array of any array, Tensor or array-like; GPU arrays are copied to the host."""
+    value = value._data if isinstance(value, Tensor) else value
+    return np.asarray(value) if array_module(value) is np else value.get()
+
+
+def _check_one_device(op, values):
+    """RuntimeError naming two of the devices when the arrays (or Tensors) among `values` are on
+    more than one. Called once an op has failed, so that agreeing devices cost nothing."""
+    devices = []
+    for value in values:
+        array = value._data if isinstance(value, Tensor) else value
+        where = str(_device_of(array)) if hasattr(array, "shape") else None
+        if where is not None and where not in devices:
+            devices.append(where)
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found at least two devices, "
+                           f"{devices[0]} and {devices[1]}; move them with .to(device) first")
+
+
+def _allocate(make, on_device, like=None):
+    """make(xp): a factory's new array from the array module of device `on_device`, with that
+    GPU current. None means the device of `like` (the *_like factories' tensor), else the CPU."""
+    if on_device is not None:
+        target = _as_device(on_device)
+    elif like is not None:
+        target = _device_of(like)
+    else:
+        return make(np)
+    if target.type == "cpu":
+        return make(np)
+    cupy = _cuda.cupy_module(target)
+    with cupy.cuda.Device(target.index):
+        return make(cupy)
 
 
 def _as_array(data, dtype=None, copy=False):
@@ -62,7 +141,7 @@ def _as_array(data, dtype=None, copy=False):
     keep their dtype unless `dtype` is given."""
     if isinstance(data, Tensor):
         data = data._data
-    if isinstance(data, np.ndarray):
+    if isinstance(data, np.ndarray) or array_module(data) is not np:
         array = data
     else:
         array = np.asarray(data)
@@ -114,13 +193,6 @@ def _as_dtype(dtype, default=None):
         raise TypeError(f"dtype must be a dtype such as fastnn.float32 or numpy.int64, got {dtype!r}") from None
 
 
-def _factory_dtype(dtype, on_device, default=float32):
-    """The dtype of a new tensor; `on_device` (the factories' device argument) must be the CPU for now."""
-    if on_device is not None:
-        device(on_device)
-    return _as_dtype(dtype, default)
-
-
 class Tensor:
     """An n-dimensional array that can record the ops applied to it and differentiate them."""
 
@@ -158,7 +230,11 @@ class Tensor:
 
     @property
     def device(self):
-        return _CPU
+        return _device_of(self._data)
+
+    @property
+    def is_cuda(self):
+        return self.device.type == "cuda"
 
     @property
     def ndim(self):
@@ -212,12 +288,19 @@ class Tensor:
     def numpy(self):
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        self._check_on_host()
         return self._data
+
+    def _check_on_host(self):
+        if array_module(self._data) is not np:
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            f"tensor to host memory first.")
 
     def tolist(self):
         return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        self._check_on_host()  # as torch: a GPU tensor never becomes a NumPy array implicitly
         array = self._data if dtype is None else self._data.astype(dtype, copy=False)
         return array.copy() if copy and array is self._data else array  # np.array(t) copies, np.asarray(t) not
 
@@ -251,8 +334,9 @@ class Tensor:
         return format(self.item(), spec) if spec and self._data.size == 1 else format(repr(self), spec)
 
     def __repr__(self):
-        body = np.array2string(np.asarray(self._data), separator=", ", prefix="tensor(")
-        extras = "" if self.dtype in (float32, int64, np.dtype(bool)) else f", dtype={self.dtype}"
+        body = np.array2string(_move(self._data, _CPU), separator=", ", prefix="tensor(")
+        extras = "" if self.device == _CPU else f", device='{self.device}'"
+        extras += "" if self.dtype in (float32, int64, np.dtype(bool)) else f", dtype={self.dtype}"
         if self._node is not None:
             extras += f", grad_fn=<{self._node.name}Backward>"
         elif self.requires_grad:
@@ -262,21 +346,32 @@ class Tensor:
     __hash__ = object.__hash__  # __eq__ is elementwise; tensors stay usable as dict keys
 
     def to(self, *args, **kwargs):
-        """to(device), to(dtype), to(device, dtype) or to(other_tensor); a no-op when nothing changes."""
+        """to(device), to(dtype), to(device, dtype) or to(other_tensor) (its dtype and device); the
+        tensor itself when nothing changes. Moves are differentiable: gradients come back to this
+        tensor's device."""
         kwargs.pop("non_blocking", None)
         kwargs.pop("copy", None)
         result = self
         for arg in list(args) + list(kwargs.values()):
             if isinstance(arg, Tensor):
-                result = result.type(arg.dtype)
+                result = result.type(arg.dtype)._to_device(arg.device)
             elif isinstance(arg, (str, device)):
-                device(arg)
+                result = result._to_device(device(arg))
             elif arg is not None:
                 result = result.type(arg)
         return result
 
+    def _to_device(self, target):
+        if _device_of(self._data) == _resolved(target):
+            return self
+        return ToDevice.apply(self, target=target)
+
     def cpu(self):
-        return self
+        return self._to_device(_CPU)
+
+    def cuda(self, device=None):
+        """This tensor on GPU `device` (an index, "cuda:N" or a device; None: the current GPU)."""
+        return self._to_device(_cuda_device(device))
 
     def type(self, dtype):
         """This tensor cast to `dtype`; differentiable between float types."""
@@ -337,8 +432,12 @@ class Tensor:
         return self
 
     def copy_(self, src):
+        """Copies src's values into this tensor, across devices too (as torch's copy_)."""
         self._check_inplace()
-        self._xp.copyto(self._data, _unwrap(src), casting="unsafe")
+        src, xp = _unwrap(src), self._xp
+        if array_module(src) is not xp:
+            src = _move(src, self.device)
+        xp.copyto(self._data, src, casting="unsafe")
         return self
 
     def add_(self, other, alpha=1):
@@ -367,12 +466,13 @@ class Tensor:
 
     def normal_(self, mean=0.0, std=1.0):
         self._check_inplace()
-        self._data[...] = generator().standard_normal(self.shape, dtype=np.float32) * std + mean
+        # Drawn on the host from the one global generator, so a seed gives the same values on every device.
+        self._data[...] = self._xp.asarray(generator().standard_normal(self.shape, dtype=np.float32) * std + mean)
         return self
 
     def uniform_(self, a=0.0, b=1.0):
         self._check_inplace()
-        self._data[...] = generator().random(self.shape, dtype=np.float32) * (b - a) + a
+        self._data[...] = self._xp.asarray(generator().random(self.shape, dtype=np.float32) * (b - a) + a)
         return self
 
     def _records_with(self, other):
@@ -487,25 +587,30 @@ class Tensor:
     # ---- comparisons (no gradient) ----
 
     def _compare(self, other, op):
-        return Tensor._make(op(self._data, _unwrap(other)))
+        other = _unwrap(other)
+        try:
+            return Tensor._make(op(self._data, other))
+        except (TypeError, ValueError):
+            _check_one_device(op.__name__, (self._data, other))
+            raise
 
     def __eq__(self, other):
-        return self._compare(other, np.equal)
+        return self._compare(other, operator.eq)
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return self._compare(other, operator.ne)
 
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return self._compare(other, operator.lt)
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return self._compare(other, operator.le)
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return self._compare(other, operator.gt)
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return self._compare(other, operator.ge)
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
 
@@ -594,24 +699,26 @@ class Tensor:
         return Expand.apply(self, shape=shape)
 
     def __getitem__(self, index):
-        return Index.apply(self, index=_index_arrays(index))
+        return Index.apply(self, index=_index_arrays(index, self._xp))
 
     def __setitem__(self, index, value):
         self._check_inplace()
-        self._data[_index_arrays(index)] = _unwrap(value)
+        self._data[_index_arrays(index, self._xp)] = _unwrap(value)
 
 
 MaxResult = collections.namedtuple("max", ["values", "indices"])
 
 
-def _index_arrays(index):
-    """An index with Tensors and lists replaced by arrays, as NumPy indexing takes it."""
+def _index_arrays(index, xp):
+    """An index with Tensors and lists replaced by arrays of module `xp` (the indexed tensor's),
+    as NumPy and CuPy indexing take it: a CPU index tensor works on a GPU tensor, as in torch."""
     if isinstance(index, tuple):
-        return tuple(_index_arrays(i) for i in index)
+        return tuple(_index_arrays(i, xp) for i in index)
     if isinstance(index, Tensor):
-        return index._data
+        index = index._data
+        return index if array_module(index) is xp else xp.asarray(index)
     if isinstance(index, list):
-        return np.asarray(index)
+        return xp.asarray(index)
     return index
 
 
@@ -731,6 +838,15 @@ class Clamp(Function):
         return (grad * (a == out),)
 
 
+class ToDevice(Function):
+    def forward(self, a, target):
+        self.source = _device_of(a)
+        return _move(a, target)
+
+    def backward(self, grad):
+        return (_move(grad, self.source),)
+
+
 class Cast(Function):
     def forward(self, a, dtype):
         self.dtype = a.dtype
@@ -762,7 +878,7 @@ class MatMul(Function):
     def _uses_kernel(a, b):
         batched = a.ndim == 3 and (b.ndim == 2 or (b.ndim == 3 and len(b) == len(a)))
         shapes_fit = (a.ndim == 2 and b.ndim == 2) or batched
-        return shapes_fit and isinstance(a, np.ndarray) and a.dtype == float32 and b.dtype == float32
+        return shapes_fit and a.dtype == float32 and b.dtype == float32
 
     def backward(self, grad):
         a, b = self.saved
@@ -824,15 +940,18 @@ class Max(Function):
 
 
 class TakeAlongDim(Function):
+    """The elements of `a` at `indices` along dim, where indices has size 1 along dim (max's argmax)."""
+
     def forward(self, a, indices, dim):
         self.shape, self.dim, self.saved = a.shape, dim, indices
         return array_module(a).take_along_axis(a, indices, axis=dim)
 
     def backward(self, grad):
+        # grad lands where each position along dim equals its index: one mask, the same code for
+        # NumPy and CuPy (which has no put_along_axis in every version).
         xp = array_module(grad)
-        full = xp.zeros(self.shape, dtype=grad.dtype)
-        xp.put_along_axis(full, self.saved, grad, axis=self.dim)
-        return full, None
+        positions = xp.arange(self.shape[self.dim]).reshape((-1,) + (1,) * (len(self.shape) - self.dim - 1))
+        return (positions == self.saved) * grad, None
 
 
 class Reshape(Function):
@@ -850,7 +969,7 @@ class Permute(Function):
         return a.transpose(dims)
 
     def backward(self, grad):
-        return (grad.transpose(np.argsort(self.dims)),)
+        return (grad.transpose(np.argsort(self.dims).tolist()),)
 
 
 class Expand(Function):
@@ -879,7 +998,7 @@ class Index(Function):
 class Concatenate(Function):
     def forward(self, *arrays, dim):
         self.dim = dim = _dim(dim, arrays[0].ndim)
-        self.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1]
+        self.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1].tolist()
         return array_module(arrays[0]).concatenate(arrays, axis=dim)
 
     def backward(self, grad):
@@ -896,15 +1015,21 @@ class Stack(Function):
 
 
 # ---- creating tensors ----
+# The factories take torch's device argument: None means the CPU (the *_like ones: the given
+# tensor's device). Random draws come from the host's global generator and are then copied,
+# so one seed gives the same values on every device.
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
-    """A new tensor holding a copy of `data` (nested lists, scalars, arrays or Tensors)."""
-    return Tensor(_as_array(data, _factory_dtype(dtype, device, None), copy=True), requires_grad)
+    """A new tensor holding a copy of `data` (nested lists, scalars, arrays or Tensors), on
+    `device` (None: where `data` is)."""
+    array = _as_array(data, _as_dtype(dtype), copy=True)
+    return Tensor(array if device is None else _move(array, _as_device(device)), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
-    """Like tensor() but shares memory with `data` when its dtype already fits."""
-    return Tensor._make(_as_array(data, _factory_dtype(dtype, device, None)))
+    """Like tensor() but shares memory with `data` when its dtype and device already fit."""
+    array = _as_array(data, _as_dtype(dtype))
+    return Tensor._make(array if device is None else _move(array, _as_device(device)))
 
 
 def from_numpy(array):
@@ -915,8 +1040,9 @@ def from_numpy(array):
 
 
 def from_dlpack(x):
-    """A tensor sharing memory with any DLPack producer: a torch tensor, a NumPy array, ... as
-    torch.from_dlpack. Arrays in GPU memory raise TypeError (this build has no CUDA tensors)."""
+    """A tensor sharing memory with any DLPack producer: a torch tensor, a NumPy or CuPy array, ...
+    as torch.from_dlpack. Arrays in GPU memory become CUDA tensors (TypeError where this build or
+    this machine cannot hold them)."""
     from .ops._arrays import as_numpy  # imported on first use, like the kernels (see _ops)
     if not hasattr(x, "__dlpack__"):
         raise TypeError(f"from_dlpack: x must implement __dlpack__ (a torch tensor, a NumPy or CuPy array, ...), "
@@ -931,46 +1057,61 @@ def _new(array, requires_grad):
 
 
 def zeros(*size, dtype=None, requires_grad=False, device=None):
-    return _new(np.zeros(_shape(size), dtype=_factory_dtype(dtype, device)), requires_grad)
+    shape, dtype = _shape(size), _as_dtype(dtype, float32)
+    return _new(_allocate(lambda xp: xp.zeros(shape, dtype), device), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None):
-    return _new(np.ones(_shape(size), dtype=_factory_dtype(dtype, device)), requires_grad)
+    shape, dtype = _shape(size), _as_dtype(dtype, float32)
+    return _new(_allocate(lambda xp: xp.ones(shape, dtype), device), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None):
-    return _new(np.empty(_shape(size), dtype=_factory_dtype(dtype, device)), requires_grad)
+    shape, dtype = _shape(size), _as_dtype(dtype, float32)
+    return _new(_allocate(lambda xp: xp.empty(shape, dtype), device), requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
-    return _new(np.full(_shape((size,)), fill_value, dtype=_factory_dtype(dtype, device)), requires_grad)
+    shape, dtype = _shape((size,)), _as_dtype(dtype, float32)
+    return _new(_allocate(lambda xp: xp.full(shape, fill_value, dtype), device), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False, device=None):
-    return _new(np.zeros(t.shape, dtype=_factory_dtype(dtype, device, t.dtype)), requires_grad)
+    like = _unwrap(t)
+    dtype = _as_dtype(dtype, t.dtype)
+    return _new(_allocate(lambda xp: xp.zeros(t.shape, dtype), device, like), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None):
-    return _new(np.ones(t.shape, dtype=_factory_dtype(dtype, device, t.dtype)), requires_grad)
+    like = _unwrap(t)
+    dtype = _as_dtype(dtype, t.dtype)
+    return _new(_allocate(lambda xp: xp.ones(t.shape, dtype), device, like), requires_grad)
+
+
+def _from_host(array, on_device):
+    """A host array (a random draw) on `on_device` (None: the CPU)."""
+    return _allocate(lambda xp: xp.asarray(array), on_device)
 
 
 def randn(*size, dtype=None, requires_grad=False, device=None):
     """Standard-normal samples from fastnn's global generator (seed it with manual_seed)."""
-    array = generator().standard_normal(_shape(size), dtype=np.float32)
-    return _new(array.astype(_factory_dtype(dtype, device), copy=False), requires_grad)
+    dtype = _as_dtype(dtype, float32)
+    array = generator().standard_normal(_shape(size), dtype=np.float32).astype(dtype, copy=False)
+    return _new(_from_host(array, device), requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False, device=None):
     """Uniform samples in [0, 1) from fastnn's global generator."""
-    array = generator().random(_shape(size), dtype=np.float32)
-    return _new(array.astype(_factory_dtype(dtype, device), copy=False), requires_grad)
+    dtype = _as_dtype(dtype, float32)
+    array = generator().random(_shape(size), dtype=np.float32).astype(dtype, copy=False)
+    return _new(_from_host(array, device), requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
     if high is None:
         low, high = 0, low
-    dtype = _factory_dtype(dtype, device, int64)
-    return _new(generator().integers(low, high, size=_shape((size,)), dtype=dtype), False)
+    dtype = _as_dtype(dtype, int64)
+    return _new(_from_host(generator().integers(low, high, size=_shape((size,)), dtype=dtype), device), False)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
@@ -978,5 +1119,5 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
     if end is None:
         start, end = 0, start
     integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
-    dtype = _factory_dtype(dtype, device, int64 if integral else float32)
-    return _new(np.arange(start, end, step).astype(dtype, copy=False), requires_grad)
+    dtype = _as_dtype(dtype, int64 if integral else float32)
+    return _new(_from_host(np.arange(start, end, step).astype(dtype, copy=False), device), requires_grad)

@@ -2,14 +2,15 @@
 
 Kernel ops (conv2d, linear, pooling, activations, softmax, nll_loss, cross_entropy) run
 fastnn.ops.<name> forward and fastnn.ops.<name>_backward backward, with the same arguments.
-dropout calls its C++ kernel directly; batch_norm and the regression/binary losses are NumPy
-glue written here.
+dropout calls its kernel (fastnn._C's or fastnn._C.cuda's) directly; batch_norm and the
+regression/binary losses are NumPy/CuPy glue written here.
 """
 import math
 
 import numpy as np
 
-from .. import _C, ops
+from .. import ops
+from ..ops._arrays import kernels
 from . import _checks
 from ..autograd import Function
 from ..random import generator
@@ -28,8 +29,8 @@ class Kernel(Function):
     gradient of a first layer)."""
 
     def forward(self, *arrays, op, kwargs, save_output=False, skip_unneeded=False):
+        self.op, self.kwargs = op, kwargs  # first: an error in the op reads the node's name
         out = getattr(ops, op)(*arrays, **kwargs)
-        self.op, self.kwargs = op, kwargs
         self.saved = (arrays, out if save_output else None)
         self.skip_unneeded = skip_unneeded
         return out
@@ -146,20 +147,23 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 
 class Dropout(Function):
-    """The mask is a function of (seed, element index) drawn in C++ (fastnn._C.dropout), so the
-    backward regenerates it from the seed: one pass each way and no mask kept in between."""
+    """The mask is a function of (seed, element index) drawn by the kernel (fastnn._C.dropout, or
+    fastnn._C.cuda.dropout on the GPU), so the backward regenerates it from the seed: one pass
+    each way and no mask kept in between."""
 
     def forward(self, input, p, seed):
         self.p, self.seed = p, seed
-        return _C.dropout(_kernel_layout(input), p, seed)
+        return kernels(input).dropout(_kernel_layout(input), p, seed)
 
     def backward(self, grad):
-        return (_C.dropout(_kernel_layout(grad), self.p, self.seed),)
+        return (kernels(grad).dropout(_kernel_layout(grad), self.p, self.seed),)
 
 
 def _kernel_layout(array):
-    # Aligned too: np.ascontiguousarray passes a contiguous but unaligned view through.
-    return np.require(array, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    if type(array) is np.ndarray:
+        # Aligned too: np.ascontiguousarray passes a contiguous but unaligned view through.
+        return np.require(array, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    return array_module(array).ascontiguousarray(array)  # CuPy's allocations are always aligned
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

@@ -4,7 +4,7 @@ import collections
 
 import numpy as np
 
-from ..tensor import Tensor, _as_array, device
+from ..tensor import Tensor, _as_array, _cuda_device, _host, _move, _resolved, device
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
 
@@ -203,25 +203,42 @@ class Module:
                 p.grad.zero_()
 
     def to(self, *args, **kwargs):
-        """to(device) and to(dtype) as in torch; "cpu" is the only device, so that is a no-op.
-        A dtype casts floating parameters and buffers in place (they stay the same objects)."""
+        """to(device), to(dtype) or to(device, dtype) as in torch, in place: parameters and buffers
+        stay the same objects (an optimizer made before holds them still), their arrays (and the
+        parameters' gradients) moved or cast. A dtype casts the floating ones only."""
         for arg in list(args) + list(kwargs.values()):
-            if isinstance(arg, (str, device)):
-                device(arg)
+            if isinstance(arg, Tensor):
+                self._cast(arg.dtype)._move_to(arg.device)
+            elif isinstance(arg, (str, device)):
+                self._move_to(device(arg))
             elif arg is not None and not isinstance(arg, bool):
                 self._cast(np.dtype(arg))
         return self
 
+    def _tensors(self):
+        return list(self.parameters()) + list(self.buffers())
+
     def _cast(self, dtype):
-        for t in list(self.parameters()) + list(self.buffers()):
+        for t in self._tensors():
             if t.dtype.kind == "f":
                 t._data = t._data.astype(dtype, copy=False)
-
-    def cpu(self):
         return self
 
-    def cuda(self, device_index=None):
-        device("cuda")  # raises: CUDA tensors are not supported yet
+    def _move_to(self, target):
+        target = _resolved(target)  # once: "cuda" checks that CUDA tensors can be made here
+        for t in self._tensors():
+            t._data = _move(t._data, target)
+            if t.grad is not None:
+                t.grad._data = _move(t.grad._data, target)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Moves parameters and buffers to GPU `device` (an index, "cuda:N" or a device; None: the
+        current GPU)."""
+        return self._move_to(_cuda_device(device))
 
     def float(self):
         return self.to(np.float32)
@@ -232,8 +249,8 @@ class Module:
     # ---- state ----
 
     def state_dict(self, destination=None, prefix="", keep_vars=False):
-        """Ordered name -> NumPy array (the live storage, as torch shares it) of every parameter
-        and persistent buffer; keep_vars gives the Tensors themselves."""
+        """Ordered name -> array (the live storage, as torch shares it: NumPy, or CuPy for a model on
+        a GPU) of every parameter and persistent buffer; keep_vars gives the Tensors themselves."""
         destination = collections.OrderedDict() if destination is None else destination
         for name, p in self._parameters.items():
             if p is not None:
@@ -257,7 +274,7 @@ class Module:
             errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
         if strict and missing:
             errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
-        values = {k: np.asarray(state_dict[k]) for k in own if k in state_dict}
+        values = {k: _host(state_dict[k]) for k in own if k in state_dict}
         for name, value in values.items():
             if value.shape != own[name].shape:
                 errors.append(f"size mismatch for {name}: copying a param with shape {value.shape} from checkpoint, "
@@ -265,7 +282,8 @@ class Module:
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         for name, value in values.items():
-            np.copyto(own[name]._data, value, casting="unsafe")
+            xp = own[name]._xp
+            xp.copyto(own[name]._data, xp.asarray(value), casting="unsafe")  # onto the parameter's device
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- printing ----
