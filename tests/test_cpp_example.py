@@ -13,6 +13,12 @@ import fastnn
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cpp"
 HEADERS = sorted(p.name for p in (ROOT / "csrc" / "include" / "fastnn").glob("*.h"))
+# The CUDA kernels' headers (fastnn/cuda/*.h) ship with builds that have them; they need the
+# CUDA toolkit's headers (cudaStream_t).
+CUDA_HEADERS = sorted(p.name for p in (ROOT / "csrc" / "include" / "fastnn" / "cuda").glob("*.h"))
+CUDA_INCLUDE = next((d for d in [os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "include"),
+                                  "/usr/local/cuda/include"]
+                     if os.path.isfile(os.path.join(d, "cuda_runtime_api.h"))), None)
 EXPECTED = "conv2d: 45.5 54.5 81.5 90.5"  # hand-computed in conv2d_example.cpp
 CXX = shutil.which("c++")
 WARNINGS = ["-Wall", "-Wextra", "-pedantic", "-Werror"]
@@ -33,7 +39,10 @@ def build(command, **kwargs):
 
 def test_the_package_ships_the_library_and_headers():
     assert os.path.isfile(fastnn.get_library()), "libfastnn.so missing: build with dev/build.sh or pip install"
-    assert sorted(os.listdir(os.path.join(fastnn.get_include(), "fastnn"))) == HEADERS
+    shipped = os.path.join(fastnn.get_include(), "fastnn")
+    assert sorted(os.listdir(shipped)) == sorted(HEADERS + (["cuda"] if fastnn.build_info()["cuda"] else []))
+    if fastnn.build_info()["cuda"]:
+        assert sorted(os.listdir(os.path.join(shipped, "cuda"))) == CUDA_HEADERS
     assert os.path.isfile(os.path.join(fastnn.get_cmake_dir(), "fastnnConfig.cmake"))
 
 
@@ -42,6 +51,16 @@ def test_header_compiles_alone(header, tmp_path):
     source = tmp_path / "one_header.cpp"
     source.write_text(f"#include <fastnn/{header}>\n")
     build([CXX, "-std=c++17", *WARNINGS, "-fsyntax-only", "-I", fastnn.get_include(), source])
+
+
+@pytest.mark.skipif(not fastnn.build_info()["cuda"], reason="built without CUDA")
+@pytest.mark.parametrize("header", CUDA_HEADERS)
+def test_cuda_header_compiles_alone(header, tmp_path):
+    if CUDA_INCLUDE is None:
+        pytest.skip("no CUDA toolkit headers in $CUDA_HOME/include or /usr/local/cuda/include")
+    source = tmp_path / "one_header.cpp"
+    source.write_text(f"#include <fastnn/cuda/{header}>\n")
+    build([CXX, "-std=c++17", *WARNINGS, "-fsyntax-only", "-I", fastnn.get_include(), "-isystem", CUDA_INCLUDE, source])
 
 
 @pytest.fixture(scope="module")
