@@ -2,7 +2,7 @@
 // per input element, each in a grid-stride loop. The backwards gather (each input element sums
 // the windows that cover it) rather than scatter with atomics: no two threads write one
 // element, so the sums are deterministic, and they add in the CPU kernels' order, so the
-// results match them bitwise.
+// results match them bitwise (all but a hand-made `saved`'s strays, see the stray kernel).
 #include <cmath>
 
 #include "cuda/launch.h"
