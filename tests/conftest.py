@@ -18,22 +18,10 @@ def isa(request):
     fastnn._C._set_isa(default)
 
 
-def gpu_missing():
-    """Why the CUDA kernels cannot run here, or None when they can (a GPU and CuPy)."""
-    info = fastnn.build_info()
-    if info["cuda_devices"] == 0:
-        return f"no usable GPU ({info['cuda_error']})"
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return "CuPy is not installed (pip install .[cuda])"
-    return None
-
-
 @pytest.fixture
 def require_gpu():
     """Skips without a usable GPU and CuPy, unless FASTNN_REQUIRE_GPU=1 turns that into a failure."""
-    reason = gpu_missing()
+    reason = fastnn.cuda.unavailable_reason()
     if reason is not None:
         if os.environ.get("FASTNN_REQUIRE_GPU") == "1":
             pytest.fail(f"FASTNN_REQUIRE_GPU=1 but {reason}")
@@ -46,6 +34,20 @@ def device(request):
     if request.param == "cuda":
         request.getfixturevalue("require_gpu")
     return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests run under the default ISA only: the module-wide isa fixture would run each once
+    per CPU ISA, tripling the GPU time for nothing."""
+    default = fastnn.build_info()["isa"]
+    keep, drop = [], []
+    for item in items:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        on_gpu = params.get("device") == "cuda" or "require_gpu" in item.fixturenames
+        (drop if on_gpu and params.get("isa", default) != default else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 # Hypothesis profiles, picked by HYPOTHESIS_PROFILE. "ci" (the default) derandomizes: each
