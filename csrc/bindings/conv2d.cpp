@@ -7,6 +7,11 @@
 
 #include "bindings/common.h"
 
+#ifdef FASTNN_WITH_CUDA
+#include "bindings/cuda_arrays.h"
+#include "fastnn/cuda/conv2d.h"
+#endif
+
 namespace fastnn::bindings {
 namespace {
 
@@ -46,10 +51,16 @@ Padding resolve_padding(const py::object& padding, const Pair& kernel, const Pai
   return {pad, {multiply_or_fail(2, pad[0], op, "padding"), multiply_or_fail(2, pad[1], op, "padding")}};
 }
 
-cpu::Conv2dShape conv2d_shape(const py::array& input, const py::array& weight, const Pair& stride,
-                              const py::object& padding, const Pair& dilation, int64_t groups, const char* op) {
-  Shape sx = check_float(input, op, "input", {4}, "(N, C_in, H, W)");
-  Shape sw = check_float(weight, op, "weight", {4}, "(C_out, C_in / groups, KH, KW)");
+// The layouts the arrays' checks name, on either device.
+constexpr const char* kInputLayout = "(N, C_in, H, W)";
+constexpr const char* kWeightLayout = "(C_out, C_in / groups, KH, KW)";
+constexpr const char* kBiasLayout = "(C_out,)";
+constexpr const char* kGradOutputLayout = "(N, C_out, OH, OW)";
+
+// The convolution of an input and a weight of shapes sx and sw (as check_float or
+// check_cuda_float returned them, input checked first), checked: both devices' bindings call it.
+cpu::Conv2dShape conv2d_shape(const Shape& sx, const Shape& sw, const Pair& stride, const py::object& padding,
+                              const Pair& dilation, int64_t groups, const char* op) {
   if (stride[0] < 1 || stride[1] < 1) value_error(op, ": stride must be >= 1, got ", pair_str(stride));
   if (dilation[0] < 1 || dilation[1] < 1) value_error(op, ": dilation must be >= 1, got ", pair_str(dilation));
   if (groups < 1) value_error(op, ": groups must be >= 1, got ", groups);
@@ -85,17 +96,29 @@ cpu::Conv2dShape conv2d_shape(const py::array& input, const py::array& weight, c
 
 Shape output_shape(const cpu::Conv2dShape& s) { return {s.batch, s.out_channels, s.out_h, s.out_w}; }
 
+void check_bias_shape(const Shape& sb, const cpu::Conv2dShape& s) {
+  if (sb[0] != s.out_channels)
+    value_error("conv2d: bias must have shape (", s.out_channels, ",), got ", shape_str(sb));
+}
+
+void check_grad_output_shape(const Shape& sg, const cpu::Conv2dShape& s, const char* op) {
+  if (sg != output_shape(s))
+    value_error(op, ": grad_output must have shape ", shape_str(output_shape(s)), " (the output of conv2d), got ",
+                shape_str(sg));
+}
+
 py::array conv2d(const py::array& input, const py::array& weight, const py::object& bias, const Pair& stride,
                  const py::object& padding, const Pair& dilation, int64_t groups) {
-  const cpu::Conv2dShape s = conv2d_shape(input, weight, stride, padding, dilation, groups, "conv2d");
+  const char* op = "conv2d";
+  const Shape sx = check_float(input, op, "input", {4}, kInputLayout);
+  const Shape sw = check_float(weight, op, "weight", {4}, kWeightLayout);
+  const cpu::Conv2dShape s = conv2d_shape(sx, sw, stride, padding, dilation, groups, op);
   const float* bias_data = nullptr;
   py::object bias_array;  // outlives the kernel call: a converted bias has no other owner
   if (!bias.is_none()) {
     py::array b = bias.cast<py::array>();
     bias_array = b;
-    Shape sb = check_float(b, "conv2d", "bias", {1}, "(C_out,)");
-    if (sb[0] != s.out_channels)
-      value_error("conv2d: bias must have shape (", s.out_channels, ",), got ", shape_str(sb));
+    check_bias_shape(check_float(b, op, "bias", {1}, kBiasLayout), s);
     bias_data = data_of(b);
   }
   auto y = new_array(output_shape(s));
@@ -112,11 +135,10 @@ py::tuple conv2d_backward(const py::array& grad_output, const py::array& input, 
                           bool has_bias, const Pair& stride, const py::object& padding, const Pair& dilation,
                           int64_t groups, bool input_grad, bool weight_grad) {
   const char* op = "conv2d_backward";
-  const cpu::Conv2dShape s = conv2d_shape(input, weight, stride, padding, dilation, groups, op);
-  Shape sg = check_float(grad_output, op, "grad_output", {4}, "(N, C_out, OH, OW)");
-  if (sg != output_shape(s))
-    value_error(op, ": grad_output must have shape ", shape_str(output_shape(s)), " (the output of conv2d), got ",
-                shape_str(sg));
+  const Shape sx = check_float(input, op, "input", {4}, kInputLayout);
+  const Shape sw = check_float(weight, op, "weight", {4}, kWeightLayout);
+  const cpu::Conv2dShape s = conv2d_shape(sx, sw, stride, padding, dilation, groups, op);
+  check_grad_output_shape(check_float(grad_output, op, "grad_output", {4}, kGradOutputLayout), s, op);
   // An array for each gradient asked for, and its data pointer (null when skipped).
   auto gradient = [](bool wanted, const Shape& shape, float*& data) -> py::object {
     if (!wanted) return py::none();
@@ -135,20 +157,80 @@ py::tuple conv2d_backward(const py::array& grad_output, const py::array& input, 
   return py::make_tuple(grad_input, grad_weight, grad_bias);
 }
 
-}  // namespace
+#ifdef FASTNN_WITH_CUDA
+// The same ops on CuPy arrays. The workspace goes back to CuPy's pool on return while the
+// kernels may still run: the pool hands a freed block only to later work on the same stream.
+py::object conv2d_cuda(const py::object& input, const py::object& weight, const py::object& bias,
+                       const Pair& stride, const py::object& padding, const Pair& dilation, int64_t groups) {
+  const char* op = "conv2d";
+  const CudaArray<float> x = check_cuda_float(input, op, "input", {4}, kInputLayout);
+  const CudaArray<float> w = check_cuda_float(weight, op, "weight", {4}, kWeightLayout);
+  const cpu::Conv2dShape s = conv2d_shape(x.shape, w.shape, stride, padding, dilation, groups, op);
+  const float* bias_data = nullptr;
+  if (!bias.is_none()) {
+    const CudaArray<float> b = check_cuda_float(bias, op, "bias", {1}, kBiasLayout);
+    check_bias_shape(b.shape, s);
+    bias_data = b.data;
+  }
+  auto [y, out] = new_cuda_array<float>(output_shape(s));
+  auto [workspace, col] = new_cuda_array<float>({cuda::conv2d_workspace_floats(s)});
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::conv2d(s, x.data, w.data, bias_data, out, col, stream);
+  }
+  return y;
+}
 
-void bind_conv2d(py::module_& m) {
-  m.def("conv2d", &conv2d, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
+py::tuple conv2d_backward_cuda(const py::object& grad_output, const py::object& input, const py::object& weight,
+                               bool has_bias, const Pair& stride, const py::object& padding, const Pair& dilation,
+                               int64_t groups, bool input_grad, bool weight_grad) {
+  const char* op = "conv2d_backward";
+  const CudaArray<float> x = check_cuda_float(input, op, "input", {4}, kInputLayout);
+  const CudaArray<float> w = check_cuda_float(weight, op, "weight", {4}, kWeightLayout);
+  const cpu::Conv2dShape s = conv2d_shape(x.shape, w.shape, stride, padding, dilation, groups, op);
+  const CudaArray<float> g = check_cuda_float(grad_output, op, "grad_output", {4}, kGradOutputLayout);
+  check_grad_output_shape(g.shape, s, op);
+  // A CuPy array for each gradient asked for, and its data pointer (null when skipped).
+  auto gradient = [](bool wanted, const Shape& shape, float*& data) -> py::object {
+    if (!wanted) return py::none();
+    auto [array, array_data] = new_cuda_array<float>(shape);
+    data = array_data;
+    return array;
+  };
+  float *gx = nullptr, *gw = nullptr, *gb = nullptr;
+  py::object grad_input = gradient(input_grad, x.shape, gx);
+  py::object grad_weight = gradient(weight_grad, w.shape, gw);
+  py::object grad_bias = gradient(has_bias, {s.out_channels}, gb);
+  auto [workspace, col] =
+      new_cuda_array<float>({input_grad || weight_grad ? cuda::conv2d_workspace_floats(s) : 0});
+  const cudaStream_t stream = current_stream();
+  {
+    py::gil_scoped_release release;
+    cuda::conv2d_backward(s, g.data, x.data, w.data, gx, gw, gb, col, stream);
+  }
+  return py::make_tuple(grad_input, grad_weight, grad_bias);
+}
+#endif
+
+// The ops' names, argument names and defaults: the same on both devices.
+template <class Forward, class Backward>
+void define_ops(py::module_& m, Forward forward, Backward backward) {
+  m.def("conv2d", forward, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
         py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
         py::arg("groups") = 1);
-  m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("input"), py::arg("weight"),
+  m.def("conv2d_backward", backward, py::arg("grad_output"), py::arg("input"), py::arg("weight"),
         py::arg("has_bias"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("input_grad") = true,
         py::arg("weight_grad") = true);
 }
 
+}  // namespace
+
+void bind_conv2d(py::module_& m) { define_ops(m, &conv2d, &conv2d_backward); }
+
 #ifdef FASTNN_WITH_CUDA
-void bind_conv2d_cuda(py::module_& m) {}
+void bind_conv2d_cuda(py::module_& m) { define_ops(m, &conv2d_cuda, &conv2d_backward_cuda); }
 #endif
 
 }  // namespace fastnn::bindings

@@ -1,6 +1,5 @@
 """2-D convolution over NCHW float32 arrays, as torch.nn.functional.conv2d."""
-from .. import _C
-from ._arrays import as_float32, as_optional_float32, integer, pair
+from ._arrays import as_float32, as_optional_float32, integer, kernels, pair
 
 __all__ = ["conv2d", "conv2d_backward"]
 
@@ -17,8 +16,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     bias (C_out,); stride, padding and dilation are ints or (h, w) pairs, padding also
     'valid' or 'same' (stride 1). Returns (N, C_out, OH, OW)."""
     op = "conv2d"
-    return _C.conv2d(as_float32(op, "input", input), as_float32(op, "weight", weight),
-                     as_optional_float32(op, "bias", bias), **_params(op, stride, padding, dilation, groups))
+    input = as_float32(op, "input", input)
+    return kernels(input).conv2d(input, as_float32(op, "weight", weight), as_optional_float32(op, "bias", bias),
+                                 **_params(op, stride, padding, dilation, groups))
 
 
 def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -28,7 +28,8 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     layer, grad_input costs as much as grad_weight and nobody reads it)."""
     op = "conv2d_backward"
     need_input, need_weight, need_bias = needs_input_grad
-    return _C.conv2d_backward(as_float32(op, "grad_output", grad_output), as_float32(op, "input", input),
-                              as_float32(op, "weight", weight), bias is not None and bool(need_bias),
-                              **_params(op, stride, padding, dilation, groups),
-                              input_grad=bool(need_input), weight_grad=bool(need_weight))
+    grad_output = as_float32(op, "grad_output", grad_output)
+    return kernels(grad_output).conv2d_backward(grad_output, as_float32(op, "input", input),
+                                                as_float32(op, "weight", weight), bias is not None and bool(need_bias),
+                                                **_params(op, stride, padding, dilation, groups),
+                                                input_grad=bool(need_input), weight_grad=bool(need_weight))
