@@ -5,6 +5,7 @@ same for every peer that is installed, the ratio fastnn speed / peer speed, and 
 of this machine's limit: the FMA peak of the ISA in use (the best reading of the run, each case
 measuring it again) or the parallel copy bandwidth measured next to each case (the better of
 regular and streaming stores). Every library is limited to the same thread count.
+--device cuda times the CUDA kernels instead (bench_cuda.py).
 """
 import argparse
 import contextlib
@@ -38,6 +39,22 @@ class Case:
 
 def _rand(*shape):
     return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+
+
+def torch_peer(array):
+    """Whether PyTorch can run on `array`'s device: installed, and built with CUDA for GPU arrays."""
+    return torch is not None and (isinstance(array, np.ndarray) or torch.cuda.is_available())
+
+
+def conv2d_flops(n, c, h, w, c_out, k, stride, padding):
+    """A direct convolution's FLOPs (2 per multiply-add), which each of the forward,
+    backward-data and backward-weight passes does once."""
+    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    return 2.0 * n * c_out * oh * ow * c * k * k
+
+
+def conv2d_label(n, c, h, w, c_out, k, stride, padding):
+    return f"{n}x{c}x{h}x{w}->{c_out} {k}x{k} s{stride} p{padding}"
 
 
 def _torch_fwd_bwd(forward, *arrays):
@@ -74,12 +91,11 @@ CONV_SHAPES = [  # (N, C, H, W, C_out, kernel, stride, padding)
 
 
 def conv2d_cases(shapes=CONV_SHAPES):
-    for n, c, h, w, c_out, k, stride, padding in shapes:
+    for shape in shapes:
+        n, c, h, w, c_out, k, stride, padding = shape
         x, weight = _rand(n, c, h, w), _rand(c_out, c, k, k)
-        oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
-        flops = 3 * 2.0 * n * c_out * oh * ow * c * k * k  # forward, backward-data, backward-weight
         kw = dict(stride=stride, padding=padding)
-        case = Case("conv2d fwd+bwd", f"{n}x{c}x{h}x{w}->{c_out} {k}x{k} s{stride} p{padding}", flops, "GFLOP/s")
+        case = Case("conv2d fwd+bwd", conv2d_label(*shape), 3 * conv2d_flops(*shape), "GFLOP/s")
 
         def run(x=x, weight=weight, kw=kw):
             y = ops.conv2d(x, weight, **kw)
@@ -107,8 +123,9 @@ def max_pool_cases():
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu"]
 
 
-def activation_cases(names=ACTIVATIONS, size=1 << 24):
-    x, g = _rand(size), _rand(size)
+def activation_cases(names=ACTIVATIONS, size=1 << 24, xp=np):
+    """Forward and backward rows on `xp`'s arrays (NumPy, or CuPy for the GPU bench)."""
+    x, g = xp.asarray(_rand(size)), xp.asarray(_rand(size))
     for name in names:
         forward = Case(f"{name} fwd", f"{size}", 8.0 * size, "GB/s")  # read x, write y
         backward = Case(f"{name} bwd", f"{size}", 12.0 * size, "GB/s")  # read g and x (or y), write dx
@@ -117,15 +134,16 @@ def activation_cases(names=ACTIVATIONS, size=1 << 24):
         saved = {"saved": getattr(ops, name)(x)} if name in ("sigmoid", "tanh") else {}
         backward.runners["fastnn"] = lambda f=getattr(ops, name + "_backward"), saved=saved: f(g, x, **saved)
         if name == "relu":
-            forward.runners["numpy"] = lambda: np.maximum(x, 0)
-        if torch:
-            tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+            forward.runners[xp.__name__] = lambda: xp.maximum(x, 0)
+        if torch_peer(x):
+            tx, tg = torch.from_dlpack(x), torch.from_dlpack(g)
             tf = getattr(torch_functional, name) if name != "tanh" else torch.tanh
             forward.runners["torch"] = lambda tf=tf: tf(tx)
+            # ty bound per op (a default argument): the rows run after this loop has moved on
             ty = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}.get(name, lambda t: t)(tx)
             backward_op = {"relu": lambda: torch.ops.aten.threshold_backward(tg, tx, 0.0),
-                           "sigmoid": lambda: torch.ops.aten.sigmoid_backward(tg, ty),
-                           "tanh": lambda: torch.ops.aten.tanh_backward(tg, ty),
+                           "sigmoid": lambda ty=ty: torch.ops.aten.sigmoid_backward(tg, ty),
+                           "tanh": lambda ty=ty: torch.ops.aten.tanh_backward(tg, ty),
                            "gelu": lambda: torch.ops.aten.gelu_backward(tg, tx)}[name]
             backward.runners["torch"] = backward_op
         yield forward
@@ -204,16 +222,18 @@ def measure_peak(unit):
     return {"copy_gbps": max(regular, streaming), "copy_regular_gbps": regular, "copy_streaming_gbps": streaming}
 
 
-def run_cases(cases, repeats):
+def run_cases(cases, repeats, time=median_seconds, peak=measure_peak):
+    """One row per case: each library's time(runner, repeats) and rate, and the limit peak(unit)
+    measured next to it (the CPU's by default; bench_cuda passes the GPU's timer and limits)."""
     results = []
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape}", file=sys.stderr, flush=True)
         row = {"op": case.op, "shape": case.shape, "unit": case.unit, "libraries": {}}
         for name, fn in case.runners.items():
-            seconds = median_seconds(fn, repeats)
+            seconds = time(fn, repeats)
             row["libraries"][name] = {"ms": seconds * 1e3, "rate": case.work / seconds * 1e-9}
         fastnn_rate = row["libraries"]["fastnn"]["rate"]
-        row["peak"] = measure_peak(case.unit)
+        row["peak"] = peak(case.unit)
         for name, lib in row["libraries"].items():
             lib["fastnn_ratio"] = fastnn_rate / lib["rate"]
         results.append(row)
@@ -230,15 +250,16 @@ def run_cases(cases, repeats):
 
 def peak_ranges(results):
     """The measured limits' ranges over the run, e.g. 'FMA peak 361-370 GFLOP/s; copy bandwidth
-    29.7-68.1 GB/s (regular stores 18.0-20.1, streaming 29.7-68.1)'."""
+    29.7-68.1 GB/s (regular stores 18.0-20.1, streaming 29.7-68.1)' (the store kinds on the CPU only)."""
     def span(key, fmt):
         values = [r["peak"][key] for r in results if key in r["peak"]]
         return f"{min(values):{fmt}}-{max(values):{fmt}}" if values else None
     fma, copy = span("fma_gflops", ".0f"), span("copy_gbps", ".1f")
     parts = [f"FMA peak {fma} GFLOP/s"] if fma else []
     if copy:
-        parts.append(f"copy bandwidth {copy} GB/s (regular stores {span('copy_regular_gbps', '.1f')}, "
-                     f"streaming {span('copy_streaming_gbps', '.1f')})")
+        stores = span("copy_regular_gbps", ".1f")
+        parts.append(f"copy bandwidth {copy} GB/s" + (f" (regular stores {stores}, streaming "
+                                                      f"{span('copy_streaming_gbps', '.1f')})" if stores else ""))
     return "; ".join(parts)
 
 
@@ -273,35 +294,47 @@ def plot(results, path):
 
 
 def main(argv=None):
+    from . import bench_cuda  # its op list; it imports CuPy only when it runs
     parser = argparse.ArgumentParser(prog="python -m fastnn.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated, from: {', '.join(OPS)}")
+    parser.add_argument("--ops", help=f"comma-separated; cpu: {', '.join(OPS)} (default all); "
+                                      f"cuda: {', '.join(bench_cuda.OPS)} (default all)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=fastnn.get_num_threads())
+    parser.add_argument("--threads", type=int, default=fastnn.get_num_threads(), help="CPU threads (cpu only)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="smaller shapes, for a fast look")
     parser.add_argument("--json", metavar="PATH", help="write results as JSON")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of the ratios (needs matplotlib)")
     args = parser.parse_args(argv)
 
-    if args.device == "cuda":
-        parser.error("--device cuda: fastnn has no CUDA kernels in this build yet (see build_info())")
-    names = [n.strip() for n in args.ops.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPS]
+    device_ops = bench_cuda.OPS if args.device == "cuda" else OPS
+    names = [n.strip() for n in (args.ops or ",".join(device_ops)).split(",") if n.strip()]
+    unknown = [n for n in names if n not in device_ops]
     if unknown:
-        parser.error(f"unknown op(s) {unknown}; choose from {list(OPS)}")
-    cases = [case for name in names for case in OPS[name](args.quick)]
-    with limited_threads(args.threads):
-        results = run_cases(cases, args.repeats)
-    peers = [p for p in ("numpy", "torch") if any(p in r["libraries"] for r in results)]
+        parser.error(f"unknown op(s) {unknown}; choose from {list(device_ops)}")
+    if args.device == "cuda":
+        reason = fastnn.cuda.unavailable_reason()
+        if reason is not None:
+            parser.error(f"--device cuda: {reason}")
     info = fastnn.build_info()
-    print(f"\nfastnn {info['version']} isa={info['isa']} threads={args.threads} on {platform.processor() or platform.machine()}; "
-          f"% peak is of the best FMA peak of the run or the copy bandwidth measured next to each case: {peak_ranges(results)}"
-          + (f"; torch {torch.__version__}" if torch else "; torch not installed"))
-    print("conv2d rates count direct-convolution FLOPs (fastnn's Winograd path does fewer, so % peak can pass 100%)")
+    if args.device == "cuda":
+        results, header, run_info = bench_cuda.run(names, args.quick, args.repeats)
+    else:
+        cases = [case for name in names for case in OPS[name](args.quick)]
+        with limited_threads(args.threads):
+            results = run_cases(cases, args.repeats)
+        header = (f"fastnn {info['version']} isa={info['isa']} threads={args.threads} on "
+                  f"{platform.processor() or platform.machine()}; % peak is of the best FMA peak of the run or the "
+                  f"copy bandwidth measured next to each case: {peak_ranges(results)}"
+                  + (f"; torch {torch.__version__}" if torch else "; torch not installed")
+                  + "\nconv2d rates count direct-convolution FLOPs (fastnn's Winograd path does fewer, so % peak "
+                    "can pass 100%)")
+        run_info = {"threads": args.threads}
+    peers = [p for p in ("numpy", "torch", "cupy") if any(p in r["libraries"] for r in results)]
+    print("\n" + header)
     print(markdown_table(results, peers))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"build_info": info, "threads": args.threads, "results": results}, f, indent=1)
+            json.dump({"build_info": info, **run_info, "results": results}, f, indent=1)
     if args.plot:
         plot(results, args.plot)
 
