@@ -269,3 +269,40 @@ def test_data_loader_keeps_the_dataset_device(cupy):
     batches = list(DataLoader(dataset, batch_size=4, shuffle=True))
     assert all(x.is_cuda and y.is_cuda and y.dtype == np.int64 for x, y in batches)
     assert sorted(int(v) for _, y in batches for v in y.cpu().tolist()) == list(range(10))
+
+
+def test_zero_d_arrays_stay_zero_d_on_the_gpu(cupy):
+    # cupy.ascontiguousarray (as NumPy's) makes a 0-d array 1-d; no GPU path may pass one through it.
+    x = fastnn.tensor(2.0, device="cuda", requires_grad=True)
+    y = F.dropout(x, 0.5)
+    y.backward()
+    assert y.shape == () and x.grad.shape == ()
+    loss = F.nll_loss(fastnn.tensor([-1.0, -2.0, -0.5], device="cuda"), fastnn.tensor(1, device="cuda"))
+    assert loss.shape == () and loss.item() == 2.0
+    p = nn.Parameter(fastnn.tensor(1.0, device="cuda"))
+    (p * p).backward()
+    fastnn.optim.Adam([p], lr=0.1).step()
+    assert p.is_cuda and p.shape == () and abs(p.item() - 0.9) < 1e-6
+
+
+def test_assignment_moves_values_across_devices(cupy):
+    gpu = fastnn.zeros(4, device="cuda")
+    gpu[1:3] = fastnn.tensor([1.0, 2.0])  # CuPy's slice assignment takes no NumPy array itself
+    gpu[0] = np.float32(5)
+    host = fastnn.zeros(4)
+    host[:] = gpu  # NumPy refuses to read a CuPy array implicitly
+    host[3:].fill_(fastnn.tensor(7.0, device="cuda"))
+    assert gpu.is_cuda and gpu.tolist() == [5.0, 1.0, 2.0, 0.0] and host.tolist() == [5.0, 1.0, 2.0, 7.0]
+
+
+def test_optimizer_state_loads_across_devices(cupy):
+    on_gpu = nn.Parameter(fastnn.ones(3, device="cuda"))
+    gpu_adam = fastnn.optim.Adam([on_gpu])
+    (on_gpu * on_gpu).sum().backward()
+    gpu_adam.step()
+    on_host = nn.Parameter(fastnn.ones(3))
+    host_adam = fastnn.optim.Adam([on_host])
+    host_adam.load_state_dict(gpu_adam.state_dict())  # GPU state onto a host parameter
+    state = host_adam.state[on_host]
+    assert type(state["exp_avg"]) is np.ndarray and state["step"] == 1
+    np.testing.assert_array_equal(state["exp_avg_sq"], gpu_adam.state[on_gpu]["exp_avg_sq"].get())

@@ -294,10 +294,11 @@ def adam_reference(p, grads, lr, betas, eps, weight_decay, amsgrad, decoupled):
     (optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), amsgrad=True)),
     (optim.AdamW, dict(lr=0.01, weight_decay=0.1)),
 ])
-@pytest.mark.parametrize("shape,dtype", [((1,), np.float32), ((3, 37), np.float32), ((301, 257), np.float32),
-                                         ((5, 7), np.float64)])
+@pytest.mark.parametrize("shape,dtype", [((), np.float32), ((1,), np.float32), ((3, 37), np.float32),
+                                         ((301, 257), np.float32), ((5, 7), np.float64)])
 def test_fused_adam_matches_float64_reference(cls, kwargs, shape, dtype, device):
-    # (301, 257) is above the CPU kernel's per-thread minimum, so its slices run on several threads.
+    # (301, 257) is above the CPU kernel's per-thread minimum, so its slices run on several threads;
+    # () is a 0-d parameter, whose gradient must reach the kernel 0-d (ascontiguousarray makes it 1-d).
     rng = np.random.default_rng(2)
     start = rng.standard_normal(shape).astype(dtype)
     grads = [rng.standard_normal(shape).astype(dtype) for _ in range(5)]

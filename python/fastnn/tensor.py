@@ -156,6 +156,16 @@ def _unwrap(value):
     return value._data if isinstance(value, Tensor) else value
 
 
+def _written_into(array, value):
+    """`value` (an array, Tensor or scalar) ready to be assigned into `array`: an array on the other
+    device is moved there, as torch's copy_ does (NumPy refuses to read a CuPy array implicitly,
+    and CuPy's basic-index assignment takes no non-scalar NumPy array)."""
+    value = _unwrap(value)
+    if hasattr(value, "ndim") and array_module(value) is not array_module(array):
+        return _move(value, _device_of(array))
+    return value
+
+
 def _shape(size):
     """(2, 3) from zeros(2, 3), zeros((2, 3)) or zeros([2, 3])."""
     if len(size) == 1 and isinstance(size[0], collections.abc.Iterable):
@@ -428,7 +438,7 @@ class Tensor:
 
     def fill_(self, value):
         self._check_inplace()
-        self._data[...] = _unwrap(value)
+        self._data[...] = _written_into(self._data, value)
         return self
 
     def copy_(self, src):
@@ -703,7 +713,7 @@ class Tensor:
 
     def __setitem__(self, index, value):
         self._check_inplace()
-        self._data[_index_arrays(index, self._xp)] = _unwrap(value)
+        self._data[_index_arrays(index, self._xp)] = _written_into(self._data, value)
 
 
 MaxResult = collections.namedtuple("max", ["values", "indices"])

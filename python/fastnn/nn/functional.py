@@ -163,7 +163,8 @@ def _kernel_layout(array):
     if type(array) is np.ndarray:
         # Aligned too: np.ascontiguousarray passes a contiguous but unaligned view through.
         return np.require(array, requirements=["C_CONTIGUOUS", "ALIGNED"])
-    return array_module(array).ascontiguousarray(array)  # CuPy's allocations are always aligned
+    # CuPy's allocations are always aligned; its ascontiguousarray would make a 0-d array 1-d.
+    return array if array.flags.c_contiguous else array_module(array).ascontiguousarray(array)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

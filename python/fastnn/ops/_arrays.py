@@ -62,7 +62,9 @@ def _cupy_index(op, name, array):
         raise TypeError(f"{op}: {name} must hold integer class indices, got {array.dtype}")
     if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{op}: {name} holds {int(array.max())}, past the int64 range of class indices")
-    return sys.modules["cupy"].ascontiguousarray(array.astype(np.int64, copy=False))
+    array = array.astype(np.int64, copy=False)
+    # Not cupy.ascontiguousarray alone: it makes a 0-d array 1-d (an unbatched target is 0-d).
+    return array if array.flags.c_contiguous else sys.modules["cupy"].ascontiguousarray(array)
 
 
 def kernels(array):

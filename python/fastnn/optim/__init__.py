@@ -13,7 +13,7 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..ops._arrays import kernels
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, _host, array_module
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
@@ -124,8 +124,10 @@ def _copy_state(value, param):
     """Arrays shaped like the parameter are copied in its dtype onto its device; numbers are kept."""
     array = _array(value)
     if array.ndim == 0:
-        return value.item() if isinstance(value, np.ndarray) else value
-    return array_module(param).array(array, dtype=param.dtype)
+        return value.item() if array is value else value  # a 0-d NumPy or CuPy array as a number
+    xp = array_module(param)
+    # NumPy refuses to convert a CuPy array implicitly: GPU state going to host parameters is copied with .get().
+    return xp.array(_host(array) if xp is np else array, dtype=param.dtype)
 
 
 def _check(name, value):
@@ -204,9 +206,10 @@ class Adam(Optimizer):
         # One fused pass on the parameter's device (the kernel wants contiguous arrays; a strided
         # parameter is updated through a contiguous copy). The bias corrections fold into two
         # scalars, as torch's implementation does: lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps).
+        # The grad through astype(order="C"): ascontiguousarray (NumPy's and CuPy's) makes a 0-d one 1-d.
         target = param if param.flags.c_contiguous else xp.ascontiguousarray(param)
         kernels(target).adam_step(
-            target, xp.ascontiguousarray(grad, dtype=param.dtype), state["exp_avg"], state["exp_avg_sq"],
+            target, grad.astype(param.dtype, order="C", copy=False), state["exp_avg"], state["exp_avg_sq"],
             state.get("max_exp_avg_sq"), lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=weight_decay,
             decoupled_weight_decay=self._decoupled_weight_decay, step_size=lr / (1 - beta1 ** t),
             bias_correction2_sqrt=math.sqrt(1 - beta2 ** t))
