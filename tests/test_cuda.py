@@ -64,6 +64,15 @@ def test_torch_cuda_tensors_in_torch_cuda_tensors_out(cupy):
     np.testing.assert_allclose(out.cpu().numpy(), a @ b.T, rtol=1e-4, atol=1e-4)
 
 
+def test_torch_cuda_dtypes_cupy_lacks_raise_type_error(cupy):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    # cupy.from_dlpack raises NotImplementedError for bfloat16 (CuPy versions with it: _cupy_float32's TypeError).
+    with pytest.raises(TypeError, match=r"relu: input must be float32.*bfloat16"):
+        ops.relu(torch.ones(3, dtype=torch.bfloat16, device="cuda"))
+
+
 def test_mixed_devices_raise_naming_both(cupy):
     x = np.ones(4, dtype=np.float32)
     with pytest.raises(TypeError, match="relu_backward: input on the GPU but grad_output on the host"):

@@ -236,7 +236,11 @@ def _on_device(op, name, value, device):
                         f"(pip install fastnn[cuda])") from None
     if _is_torch(value) and value.requires_grad:
         value = value.detach()
-    return cupy.from_dlpack(value)
+    try:
+        return cupy.from_dlpack(value)
+    except (TypeError, NotImplementedError):  # CuPy's answers for dtypes it lacks (bfloat16: NotImplementedError)
+        dtype = getattr(value, "dtype", "a dtype CuPy lacks")
+        raise TypeError(f"{op}: {name} must be float32 (or integer indices), got {dtype}") from None
 
 
 def _is_cupy(value):
