@@ -38,6 +38,7 @@ def positive(*shape):
     (lambda a: a.mean(-1, keepdim=True), [(3, 4)]),
     (lambda a: a.max(), [(3, 4)]),
     (lambda a: a.max(dim=1)[0], [(3, 4)]),
+    (lambda a: a.max(dim=-1)[0] + a.min(dim=-2).values.sum(), [(2, 3, 4)]),
     (lambda a: a.min(dim=0, keepdim=True).values, [(3, 4)]),
     (lambda a: a.reshape(4, 3) * 1, [(3, 4)]),
     (lambda a: a.view(-1), [(3, 4)]),

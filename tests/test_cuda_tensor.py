@@ -139,7 +139,7 @@ GLUE = {
     "arithmetic": lambda t: (t * 2 - 1) / (t.abs() + 1) + t ** 2,
     "unary": lambda t: (t.abs() + 1).log().exp().sqrt() + t.clamp(-0.5, 0.5) - (-t).exp(),
     "reductions": lambda t: t.sum(1) + t.mean((0, 2), keepdim=True).sum() + t.max(),
-    "max dim": lambda t: t.max(dim=2).values + t.min(1)[0].sum(),
+    "max dim": lambda t: t.max(dim=2).values + t.min(1)[0].sum() + t.max(dim=-1).values,
     "cat stack": lambda t: fastnn.cat([t, t * 2], dim=1).sum(1) + fastnn.stack([t, t], dim=1).mean(1).sum(1),
     "matmul": lambda t: (t.reshape(6, 4) @ t.reshape(4, 6)).sum(0) + (t @ t.transpose(1, 2)).sum(),
     "compare": lambda t: t * (t > 0.1) + (t == t) * (t <= 0),

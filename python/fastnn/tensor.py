@@ -953,15 +953,17 @@ class TakeAlongDim(Function):
     """The elements of `a` at `indices` along dim, where indices has size 1 along dim (max's argmax)."""
 
     def forward(self, a, indices, dim):
-        self.shape, self.dim, self.saved = a.shape, dim, indices
+        # dim made non-negative: the backward counts the axes after it
+        self.shape, self.dim, self.saved = a.shape, _dim(dim, a.ndim), indices
         return array_module(a).take_along_axis(a, indices, axis=dim)
 
     def backward(self, grad):
         # grad lands where each position along dim equals its index: one mask, the same code for
-        # NumPy and CuPy (which has no put_along_axis in every version).
+        # NumPy and CuPy (which has no put_along_axis in every version); where, not a product, so
+        # that an inf or NaN in grad stays at its own position (0 * inf is NaN).
         xp = array_module(grad)
         positions = xp.arange(self.shape[self.dim]).reshape((-1,) + (1,) * (len(self.shape) - self.dim - 1))
-        return (positions == self.saved) * grad, None
+        return xp.where(positions == self.saved, grad, grad.dtype.type(0)), None
 
 
 class Reshape(Function):
