@@ -14,6 +14,7 @@ import fastnn
 from fastnn import nn
 from fastnn.data import DataLoader, TensorDataset
 from fastnn.nn import functional as F
+from fastnn.tensor import check_index_bounds
 
 # ---- everywhere ----
 
@@ -306,3 +307,31 @@ def test_optimizer_state_loads_across_devices(cupy):
     state = host_adam.state[on_host]
     assert type(state["exp_avg"]) is np.ndarray and state["step"] == 1
     np.testing.assert_array_equal(state["exp_avg_sq"], gpu_adam.state[on_gpu]["exp_avg_sq"].get())
+
+
+@pytest.mark.parametrize("shape, index", [
+    ((4,), np.array([4])), ((4,), np.array([-5])), ((3, 4), (np.array([0, 3]), slice(None))),
+    ((3, 4), (Ellipsis, np.array([1, 4]))), ((3, 4), (slice(None), None, np.array([[5]]))),
+    ((2, 3), np.array(2))])
+def test_index_bounds_are_checked_as_numpy_checks_them(shape, index):
+    """The check CUDA tensors' indexing runs (CuPy wraps bad indices around), here on host arrays."""
+    with pytest.raises(IndexError):
+        np.zeros(shape)[index]
+    with pytest.raises(IndexError):
+        check_index_bounds(shape, index)
+
+
+@pytest.mark.parametrize("shape, index", [
+    ((4,), np.array([3, -4])), ((3, 4), (np.array([0, 2]), slice(1, 3))), ((3, 4), (Ellipsis, np.array([1, 3]))),
+    ((3, 4), np.array([[True, False, True, False]] * 3)), ((0, 2), np.array([], dtype=np.int64))])
+def test_index_bounds_pass_valid_indices(shape, index):
+    check_index_bounds(shape, index)
+
+
+def test_out_of_range_index_raises_on_the_gpu(require_gpu):
+    t = fastnn.arange(4.0, device="cuda")
+    with pytest.raises(IndexError):
+        t[fastnn.tensor([4])]
+    with pytest.raises(IndexError):
+        t[fastnn.tensor([-5])] = 1.0
+    assert t[fastnn.tensor([3, -4])].tolist() == [3.0, 0.0]

@@ -709,11 +709,11 @@ class Tensor:
         return Expand.apply(self, shape=shape)
 
     def __getitem__(self, index):
-        return Index.apply(self, index=_index_arrays(index, self._xp))
+        return Index.apply(self, index=_checked_index(self._data, index))
 
     def __setitem__(self, index, value):
         self._check_inplace()
-        self._data[_index_arrays(index, self._xp)] = _written_into(self._data, value)
+        self._data[_checked_index(self._data, index)] = _written_into(self._data, value)
 
 
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -732,9 +732,28 @@ def _index_arrays(index, xp):
     return index
 
 
-def _has_integer_array(index):
+def _checked_index(array, index):
+    """_index_arrays(index) for `array`. On a GPU its integer arrays are bounds-checked first, as
+    NumPy checks them: CuPy wraps an out-of-range index around instead of raising."""
+    index = _index_arrays(index, array_module(array))
+    if array_module(array) is not np and _has_integer_array(index, any_rank=True):
+        check_index_bounds(array.shape, index)
+    return index
+
+
+def check_index_bounds(shape, index):
+    """Raises NumPy's IndexError when `index` (arrays on any device) is out of range for `shape`:
+    it indexes a zero-stride stand-in of that shape, so only the index arrays are copied to the
+    host (a sync, which an index that may be wrong has to pay)."""
     items = index if isinstance(index, tuple) else (index,)
-    return any(hasattr(i, "dtype") and i.dtype.kind in "iu" and i.ndim > 0 for i in items)
+    host = tuple(i if array_module(i) is np else i.get() for i in items)
+    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, dtype=bool), shape=shape, strides=(0,) * len(shape))
+    stand_in[host if isinstance(index, tuple) else host[0]]
+
+
+def _has_integer_array(index, any_rank=False):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "dtype") and i.dtype.kind in "iu" and (any_rank or i.ndim > 0) for i in items)
 
 
 # ---- Function nodes for the glue ops (NumPy/CuPy; broadcasting is undone by autograd) ----
