@@ -199,7 +199,7 @@ def test_invalid_hyperparameters_raise():
 ], ids=["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
 def test_state_dict_round_trip_through_save_and_load(make, tmp_path):
     rng = np.random.default_rng(0)
-    values = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
+    values = [rng.standard_normal((3, 4)), rng.standard_normal(5), rng.standard_normal(())]  # a 0-d one too
     grads = [[rng.standard_normal(v.shape) for v in values] for _ in range(4)]
     first = [make_param(v) for v in values]
     opt = make(first)

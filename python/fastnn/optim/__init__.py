@@ -8,6 +8,7 @@ parameter per step, in NumPy or CuPy: the parameter's own array module (xp).
 """
 import collections.abc
 import math
+import numbers
 
 import numpy as np
 
@@ -121,10 +122,13 @@ class Optimizer:
 
 
 def _copy_state(value, param):
-    """Arrays shaped like the parameter are copied in its dtype onto its device; numbers are kept."""
+    """Arrays shaped like the parameter are copied in its dtype onto its device (a 0-d parameter's
+    moments too); numbers are kept, and so are counts saved as 0-d arrays (fastnn.save's)."""
+    if isinstance(value, numbers.Number):
+        return value
     array = _array(value)
-    if array.ndim == 0:
-        return value.item() if array is value else value  # a 0-d NumPy or CuPy array as a number
+    if array.ndim == 0 and (array.shape != param.shape or array.dtype.kind in "iub"):
+        return array.item()
     xp = array_module(param)
     # NumPy refuses to convert a CuPy array implicitly: GPU state going to host parameters is copied with .get().
     return xp.array(_host(array) if xp is np else array, dtype=param.dtype)
@@ -251,7 +255,8 @@ class RMSprop(Optimizer):
                 state["grad_avg"] = xp.zeros_like(param)
         state["step"] += 1
         g = _decayed(grad, param, group["weight_decay"])
-        square_avg, denom = state["square_avg"], xp.multiply(g, g)
+        # out=: for a 0-d parameter a new product would be a NumPy scalar, which out= below rejects.
+        square_avg, denom = state["square_avg"], xp.multiply(g, g, out=xp.empty_like(param))
         denom *= 1 - alpha
         square_avg *= alpha
         square_avg += denom
@@ -297,7 +302,7 @@ class Adagrad(Optimizer):
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         g = _decayed(grad, param, group["weight_decay"])
-        total, denom = state["sum"], xp.multiply(g, g)
+        total, denom = state["sum"], xp.multiply(g, g, out=xp.empty_like(param))  # an array, as in RMSprop
         total += denom
         xp.sqrt(total, out=denom)
         denom += group["eps"]
