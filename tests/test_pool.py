@@ -285,19 +285,19 @@ def test_cuda_pooling_adds_in_the_cpu_order(kwargs, require_gpu):
             np.testing.assert_array_equal(on_device(backward, "cuda")(grad, x, **op_kwargs)[0], expected)
 
 
-def test_cuda_max_pool2d_backward_skips_out_of_range_saved_indices(require_gpu):
-    # The CPU binding raises for these; on the GPU that check would cost a copy to the host per
-    # call, so the kernels skip them instead, never writing outside grad_input.
+@pytest.mark.parametrize("bad", [30, -2])
+def test_cuda_max_pool2d_backward_raises_for_out_of_range_saved_indices(require_gpu, bad):
+    """The CPU binding's error, word for word (the kernels would skip such an index)."""
     x = distinct(1, 2, 5, 6)
     _, saved = fastnn.ops.max_pool2d(x, 2, return_indices=True)
     grad = randn(*saved.shape)
-    expected = fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)[0]
-    expected[0, 0, :2, :2] = 0  # window (0, 0)'s argmax, whose index goes out of range below
-    saved[0, 0, 0, 0] = 30
-    saved[0, 1, 0, 0] = -2
-    expected[0, 1, :2, :2] = 0
-    np.testing.assert_array_equal(on_device(fastnn.ops.max_pool2d_backward, "cuda")(grad, x, 2, saved=saved)[0],
-                                  expected)
+    saved[0, 1, 0, 2] = bad
+    with pytest.raises(ValueError, match=f"saved index {bad} at flat position 8 is out of range") as on_cpu:
+        fastnn.ops.max_pool2d_backward(grad, x, 2, saved=saved)
+    with pytest.raises(ValueError) as on_gpu:
+        on_device(fastnn.ops.max_pool2d_backward, "cuda")(grad, x, 2, saved=saved)
+    assert str(on_gpu.value) == str(on_cpu.value)
+
 
 # The CUDA bindings, checked on this machine without a GPU through FakeCudaArray: they share the
 # CPU bindings' shape and parameter checks, so a bad call raises the same error on either device.

@@ -135,6 +135,11 @@ py::object max_pool2d(const py::array& input, const Pair& kernel_size, const Pai
   return output;
 }
 
+[[noreturn]] void bad_saved_index(const char* op, int64_t index, int64_t position, const cpu::Pool2dShape& s) {
+  value_error(op, ": saved index ", index, " at flat position ", position, " is out of range for a ", s.in_h, "x",
+              s.in_w, " input plane (expected -1 <= index < ", s.in_h * s.in_w, ")");
+}
+
 py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& input, const Pair& kernel_size,
                               const Pair& stride, const Pair& padding, const Pair& dilation, bool ceil_mode,
                               const py::object& saved, bool relu) {
@@ -156,9 +161,7 @@ py::tuple max_pool2d_backward(const py::array& grad_output, const py::array& inp
       py::gil_scoped_release release;
       bad = std::find_if(indices, indices + count, [=](int64_t at) { return at < -1 || at >= plane; });
     }
-    if (bad != indices + count)
-      value_error(op, ": saved index ", *bad, " at flat position ", bad - indices, " is out of range for a ",
-                  p.s.in_h, "x", p.s.in_w, " input plane (expected -1 <= index < ", plane, ")");
+    if (bad != indices + count) bad_saved_index(op, *bad, bad - indices, p.s);
   }
   auto grad_input = new_array(shape_of(input));
   float* grad = data_of(grad_input);
@@ -243,6 +246,16 @@ py::tuple max_pool2d_backward_cuda(const py::object& grad_output, const py::obje
     const CudaArray<int64_t> si = check_cuda_array<int64_t>(saved, op, "saved", {3, 4}, kSavedLayout);
     check_output_shape(op, "saved indices", p.out, si.shape);
     indices = si.data;
+    // The kernel skips an index out of range, where the CPU raises: the same error here. CuPy runs
+    // the range test on the GPU; reading back its first hit is one sync per backward with indices.
+    const py::object flat = saved.attr("ravel")();
+    const py::object out_of_range =
+        flat.attr("__lt__")(-1).attr("__or__")(flat.attr("__ge__")(p.s.in_h * p.s.in_w));
+    const py::object positions = py::module_::import("cupy").attr("flatnonzero")(out_of_range);
+    if (py::len(positions) > 0) {
+      const int64_t position = py::int_(positions.attr("__getitem__")(0)).cast<int64_t>();
+      bad_saved_index(op, py::int_(flat.attr("__getitem__")(position)).cast<int64_t>(), position, p.s);
+    }
   }
   auto [grad_input, grad_in] = new_cuda_array<float>(in.shape);
   const cudaStream_t stream = current_stream();

@@ -16,8 +16,8 @@ namespace fastnn::cuda {
 void max_pool2d(const cpu::Pool2dShape& s, const float* input, float* output, int64_t* indices, bool relu,
                 cudaStream_t stream);
 // Deterministic: each grad_input element sums the grad_output of the windows that picked it in
-// the CPU kernel's order. A saved index outside [-1, in_h * in_w) is skipped (the CPU binding
-// raises for it; checking here would cost a device-to-host copy per call).
+// the CPU kernel's order. A saved index outside [-1, in_h * in_w) is skipped, never written
+// through (fastnn's binding raises for one before the launch, as on the CPU).
 void max_pool2d_backward(const cpu::Pool2dShape& s, const float* grad_output, const float* input,
                          const int64_t* indices, float* grad_input, bool relu, cudaStream_t stream);
 
