@@ -139,12 +139,7 @@ void bind_activation(py::module_& m) {
 #ifdef FASTNN_WITH_CUDA
 namespace {
 
-// The CUDA twins of check_any_shape, check_input_shape, forward, backward and saved_output, on
-// CuPy arrays.
-CudaArray<float> check_cuda_any_shape(const py::object& a, const char* op, const char* name) {
-  return check_cuda_float(a, op, name, {cuda_rank(a)}, "(any shape)");
-}
-
+// The CUDA twins of check_input_shape, forward, backward and saved_output, on CuPy arrays.
 const float* check_cuda_input_shape(const py::object& a, const Shape& input_shape, const char* op,
                                     const char* name) {
   const CudaArray<float> array = check_cuda_any_shape(a, op, name);

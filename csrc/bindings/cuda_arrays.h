@@ -102,6 +102,12 @@ inline CudaArray<float> check_cuda_float(py::handle a, const char* op, const cha
   return check_cuda_array<float>(a, op, name, ranks, layout);
 }
 
+// check_cuda_array for ops that take any shape: the rank check is the array's own.
+template <class T = float>
+CudaArray<T> check_cuda_any_shape(py::handle a, const char* op, const char* name) {
+  return check_cuda_array<T>(a, op, name, {cuda_rank(a)}, "(any shape)");
+}
+
 // A new CuPy array of dtype T on the current device, uninitialized (or zeroed), and its data.
 template <class T>
 std::pair<py::object, T*> new_cuda_array(const Shape& shape, bool zeroed = false) {

@@ -54,7 +54,7 @@ namespace {
 // dropout() for a CuPy array, into a new CuPy array on CuPy's current stream.
 template <class T>
 py::object dropout_cuda(const py::object& x, double p, uint64_t seed) {
-  const CudaArray<T> in = check_cuda_array<T>(x, "dropout", "input", {cuda_rank(x)}, "(any shape)");
+  const CudaArray<T> in = check_cuda_any_shape<T>(x, "dropout", "input");
   auto [y, out] = new_cuda_array<T>(in.shape);
   const cudaStream_t stream = current_stream();
   {

@@ -85,7 +85,7 @@ namespace {
 // checked() for CuPy arrays, which are never read-only.
 template <class T>
 T* checked_cuda(const py::object& a, const Shape& shape, const char* name) {
-  const CudaArray<T> array = check_cuda_array<T>(a, kOp, name, {cuda_rank(a)}, "(any shape)");
+  const CudaArray<T> array = check_cuda_any_shape<T>(a, kOp, name);
   require_parameter_shape(array.shape, shape, name);
   return array.data;
 }
@@ -93,7 +93,7 @@ T* checked_cuda(const py::object& a, const Shape& shape, const char* name) {
 template <class T>
 void adam_step_cuda(const py::object& param, const py::object& grad, const py::object& exp_avg,
                     const py::object& exp_avg_sq, const py::object& max_exp_avg_sq, const cpu::AdamStep& s) {
-  const CudaArray<T> p = check_cuda_array<T>(param, kOp, "param", {cuda_rank(param)}, "(any shape)");
+  const CudaArray<T> p = check_cuda_any_shape<T>(param, kOp, "param");
   const T* g = checked_cuda<T>(grad, p.shape, "grad");
   T* m = checked_cuda<T>(exp_avg, p.shape, "exp_avg");
   T* v = checked_cuda<T>(exp_avg_sq, p.shape, "exp_avg_sq");

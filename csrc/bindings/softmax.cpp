@@ -291,18 +291,14 @@ using CudaSoftmaxKernel = void (*)(int64_t, int64_t, int64_t, const float*, floa
 using CudaSoftmaxBackwardKernel = void (*)(int64_t, int64_t, int64_t, const float*, const float*, float*,
                                            cudaStream_t);
 
-CudaArray<float> cuda_softmax_input(const py::object& x, const char* op) {
-  return check_cuda_float(x, op, "input", {cuda_rank(x)}, "(any shape)");
-}
-
 const float* check_same_shape_cuda(const py::object& a, const char* op, const char* name, const Shape& expected) {
-  const CudaArray<float> array = check_cuda_float(a, op, name, {cuda_rank(a)}, "");
+  const CudaArray<float> array = check_cuda_any_shape(a, op, name);
   require_input_shape(array.shape, op, name, expected);
   return array.data;
 }
 
 py::object softmax_forward_cuda(const py::object& x, int64_t dim, const char* op, CudaSoftmaxKernel kernel) {
-  const CudaArray<float> in = cuda_softmax_input(x, op);
+  const CudaArray<float> in = check_cuda_any_shape(x, op, "input");
   const SoftmaxShape s = softmax_shape(in.shape, dim, op);
   auto [y, out] = new_cuda_array<float>(s.shape);
   kernel(s.outer, s.D, s.inner, in.data, out, current_stream());
@@ -313,7 +309,7 @@ py::object softmax_forward_cuda(const py::object& x, int64_t dim, const char* op
 py::tuple softmax_backward_of_cuda(const py::object& grad_y, const py::object& x, int64_t dim,
                                    const py::object& saved, const char* op, CudaSoftmaxKernel forward,
                                    CudaSoftmaxBackwardKernel backward) {
-  const CudaArray<float> in = cuda_softmax_input(x, op);
+  const CudaArray<float> in = check_cuda_any_shape(x, op, "input");
   const SoftmaxShape s = softmax_shape(in.shape, dim, op);
   const float* g = check_same_shape_cuda(grad_y, op, "grad_output", s.shape);
   const float* y = saved.is_none() ? nullptr : check_same_shape_cuda(saved, op, "saved", s.shape);
@@ -360,7 +356,7 @@ CudaLossArgs loss_args_cuda(const py::object& input, const py::object& target, c
                             int64_t ignore_index, const std::string& reduction, const char* op) {
   const CudaArray<float> in = check_cuda_float(input, op, "input", {loss_input_rank(cuda_rank(input))},
                                                kLossInputLayout);
-  const CudaArray<int64_t> t = check_cuda_array<int64_t>(target, op, "target", {cuda_rank(target)}, "");
+  const CudaArray<int64_t> t = check_cuda_any_shape<int64_t>(target, op, "target");
   CudaArray<float> w{{}, nullptr};
   if (!weight.is_none()) w = check_cuda_float(weight, op, "weight", {1}, "(C,)");
   return {loss_shape(in.shape, t.shape, weight.is_none() ? nullptr : &w.shape, ignore_index, reduction, op),
@@ -382,7 +378,7 @@ void check_targets_cuda(const CudaLossArgs& a, const char* op) {
 
 const float* check_grad_output_cuda(const py::object& grad, const CudaLossArgs& a, const std::string& reduction,
                                     const char* op) {
-  const CudaArray<float> array = check_cuda_float(grad, op, "grad_output", {cuda_rank(grad)}, "");
+  const CudaArray<float> array = check_cuda_any_shape(grad, op, "grad_output");
   require_grad_output_shape(array.shape, a, reduction, op);
   return array.data;
 }

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import ops
-from ..ops._arrays import kernels
+from ..ops._arrays import contiguous, kernels
 from . import _checks
 from ..autograd import Function
 from ..random import generator
@@ -153,18 +153,10 @@ class Dropout(Function):
 
     def forward(self, input, p, seed):
         self.p, self.seed = p, seed
-        return kernels(input).dropout(_kernel_layout(input), p, seed)
+        return kernels(input).dropout(contiguous(input), p, seed)
 
     def backward(self, grad):
-        return (kernels(grad).dropout(_kernel_layout(grad), self.p, self.seed),)
-
-
-def _kernel_layout(array):
-    if type(array) is np.ndarray:
-        # Aligned too: np.ascontiguousarray passes a contiguous but unaligned view through.
-        return np.require(array, requirements=["C_CONTIGUOUS", "ALIGNED"])
-    # CuPy's allocations are always aligned; its ascontiguousarray would make a 0-d array 1-d.
-    return array if array.flags.c_contiguous else array_module(array).ascontiguousarray(array)
+        return (kernels(grad).dropout(contiguous(grad), self.p, self.seed),)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

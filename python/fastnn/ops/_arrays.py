@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from .. import _C
-from ..tensor import Tensor
+from ..tensor import Tensor, array_module
 
 _KERNEL_LAYOUT = ["C_CONTIGUOUS", "ALIGNED"]
 
@@ -54,7 +54,7 @@ def _cupy_float32(op, name, array):
     """as_float32 for a CuPy array: the CUDA kernels take C-contiguous arrays only."""
     if array.dtype != np.float32:
         raise TypeError(f"{op}: {name} must be float32, got {array.dtype} (convert with .astype(cupy.float32))")
-    return array if array.flags.c_contiguous else sys.modules["cupy"].ascontiguousarray(array)
+    return contiguous(array)
 
 
 def _cupy_index(op, name, array):
@@ -62,9 +62,16 @@ def _cupy_index(op, name, array):
         raise TypeError(f"{op}: {name} must hold integer class indices, got {array.dtype}")
     if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{op}: {name} holds {int(array.max())}, past the int64 range of class indices")
-    array = array.astype(np.int64, copy=False)
-    # Not cupy.ascontiguousarray alone: it makes a 0-d array 1-d (an unbatched target is 0-d).
-    return array if array.flags.c_contiguous else sys.modules["cupy"].ascontiguousarray(array)
+    return contiguous(array.astype(np.int64, copy=False))
+
+
+def contiguous(array):
+    """`array` C-contiguous and aligned on its own device, its dtype unchanged, copied only when
+    its layout needs it. CuPy allocates aligned; and its ascontiguousarray alone would make a 0-d
+    array 1-d (an unbatched target is 0-d)."""
+    if not _is_cupy(array):
+        return np.require(array, requirements=_KERNEL_LAYOUT)
+    return array if array.flags.c_contiguous else array_module(array).ascontiguousarray(array)
 
 
 def kernels(array):
@@ -244,9 +251,8 @@ def _on_device(op, name, value, device):
 
 
 def _is_cupy(value):
-    """Whether `value` is a cupy.ndarray, without importing CuPy (as _is_torch)."""
-    cupy = sys.modules.get("cupy")
-    return cupy is not None and isinstance(value, cupy.ndarray)
+    """Whether `value` is a CuPy array (tensor.array_module decides, without importing CuPy)."""
+    return array_module(value) is not np
 
 
 def _is_torch(value):

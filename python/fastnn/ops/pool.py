@@ -1,9 +1,5 @@
 """Pooling over the last two dims of (N, C, H, W) or (C, H, W) arrays: max_pool2d, avg_pool2d."""
-import sys
-
-import numpy as np
-
-from ._arrays import _is_cupy, as_float32, kernels, optional_integer, pair
+from ._arrays import as_float32, contiguous, kernels, optional_integer, pair
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -40,17 +36,7 @@ def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     window = _window(op, kernel_size, stride, padding)
     dilation = pair(op, "dilation", dilation, bits=32)
     return kernels(grad_output).max_pool2d_backward(grad_output, input, *window, dilation, bool(ceil_mode),
-                                                    _contiguous_indices(saved), bool(relu))
-
-
-def _contiguous_indices(saved):
-    """`saved` C-contiguous and aligned on its own device, its dtype unchanged: the binding names
-    it when it is not int64."""
-    if saved is None:
-        return None
-    if _is_cupy(saved):
-        return sys.modules["cupy"].ascontiguousarray(saved)  # CuPy allocates aligned
-    return np.require(saved, requirements=["C_CONTIGUOUS", "ALIGNED"])
+                                                    None if saved is None else contiguous(saved), bool(relu))
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
