@@ -383,18 +383,27 @@ const float* check_grad_output_cuda(const py::object& grad, const CudaLossArgs& 
   return array.data;
 }
 
-// The loss forwards' output and workspace (cuda::loss_workspace_size), allocated in CuPy's pool:
-// freed when the workspace's array goes, and reused only by later work on the same stream.
-struct CudaLossOutput {
-  py::object loss, workspace;
+// A loss kernel's result (the loss, or the input's gradient) and its workspace, allocated in
+// CuPy's pool: freed when the workspace's array goes, and reused only by later work on the same
+// stream. Workspace sizes: cuda::loss_workspace_size forward, cuda::kLossBackwardWorkspace backward.
+struct CudaLossBuffers {
+  py::object result, workspace;
   float* out;
   float* work;
 };
 
-CudaLossOutput new_loss_output(const CudaLossArgs& a) {
-  auto [loss, out] = new_cuda_array<float>(loss_output_shape(a));
-  auto [workspace, work] = new_cuda_array<float>({cuda::loss_workspace_size(a.N, a.inner, a.reduction)});
-  return {loss, workspace, out, work};
+CudaLossBuffers new_loss_buffers(const Shape& result_shape, int64_t workspace_floats) {
+  auto [result, out] = new_cuda_array<float>(result_shape);
+  auto [workspace, work] = new_cuda_array<float>({workspace_floats});
+  return {result, workspace, out, work};
+}
+
+CudaLossBuffers new_loss_output(const CudaLossArgs& a) {
+  return new_loss_buffers(loss_output_shape(a), cuda::loss_workspace_size(a.N, a.inner, a.reduction));
+}
+
+CudaLossBuffers new_loss_grad(const CudaLossArgs& a) {
+  return new_loss_buffers(a.input_shape, cuda::kLossBackwardWorkspace);
 }
 
 py::object nll_loss_cuda(const py::object& input, const py::object& target, const py::object& weight,
@@ -402,23 +411,10 @@ py::object nll_loss_cuda(const py::object& input, const py::object& target, cons
   const char* op = "nll_loss";
   const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
   check_targets_cuda(a, op);
-  CudaLossOutput o = new_loss_output(a);
+  CudaLossBuffers o = new_loss_output(a);
   cuda::nll_loss(a.N, a.C, a.inner, a.input, a.target, a.weight, a.ignore_index, a.reduction, o.out, o.work,
                  current_stream());
-  return o.loss;
-}
-
-// The loss backwards' gradient (the input's shape) and workspace (cuda::kLossBackwardWorkspace).
-struct CudaLossGrad {
-  py::object grad_input, workspace;
-  float* gx;
-  float* work;
-};
-
-CudaLossGrad new_loss_grad(const CudaLossArgs& a) {
-  auto [grad_input, gx] = new_cuda_array<float>(a.input_shape);
-  auto [workspace, work] = new_cuda_array<float>({cuda::kLossBackwardWorkspace});
-  return {grad_input, workspace, gx, work};
+  return o.result;
 }
 
 py::tuple nll_loss_backward_cuda(const py::object& grad_output, const py::object& input, const py::object& target,
@@ -427,10 +423,10 @@ py::tuple nll_loss_backward_cuda(const py::object& grad_output, const py::object
   const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
   const float* g = check_grad_output_cuda(grad_output, a, reduction, op);
   check_targets_cuda(a, op);
-  CudaLossGrad o = new_loss_grad(a);
-  cuda::nll_loss_backward(a.N, a.C, a.inner, g, a.target, a.weight, a.ignore_index, a.reduction, o.gx, o.work,
+  CudaLossBuffers o = new_loss_grad(a);
+  cuda::nll_loss_backward(a.N, a.C, a.inner, g, a.target, a.weight, a.ignore_index, a.reduction, o.out, o.work,
                           current_stream());
-  return py::make_tuple(o.grad_input, py::none(), py::none());
+  return py::make_tuple(o.result, py::none(), py::none());
 }
 
 py::object cross_entropy_cuda(const py::object& input, const py::object& target, const py::object& weight,
@@ -439,10 +435,10 @@ py::object cross_entropy_cuda(const py::object& input, const py::object& target,
   const CudaLossArgs a = loss_args_cuda(input, target, weight, ignore_index, reduction, op);
   const float smoothing = check_label_smoothing(label_smoothing, op);
   check_targets_cuda(a, op);
-  CudaLossOutput o = new_loss_output(a);
+  CudaLossBuffers o = new_loss_output(a);
   cuda::cross_entropy(a.N, a.C, a.inner, a.input, a.target, a.weight, a.ignore_index, smoothing, a.reduction, o.out,
                       o.work, current_stream());
-  return o.loss;
+  return o.result;
 }
 
 py::tuple cross_entropy_backward_cuda(const py::object& grad_output, const py::object& input,
@@ -453,10 +449,10 @@ py::tuple cross_entropy_backward_cuda(const py::object& grad_output, const py::o
   const float smoothing = check_label_smoothing(label_smoothing, op);
   const float* g = check_grad_output_cuda(grad_output, a, reduction, op);
   check_targets_cuda(a, op);
-  CudaLossGrad o = new_loss_grad(a);
+  CudaLossBuffers o = new_loss_grad(a);
   cuda::cross_entropy_backward(a.N, a.C, a.inner, g, a.input, a.target, a.weight, a.ignore_index, smoothing,
-                               a.reduction, o.gx, o.work, current_stream());
-  return py::make_tuple(o.grad_input, py::none(), py::none());
+                               a.reduction, o.out, o.work, current_stream());
+  return py::make_tuple(o.result, py::none(), py::none());
 }
 #endif
 
