@@ -41,12 +41,59 @@ def test_bench_rejects_unknown_ops(capsys):
 
 
 def test_flop_rows_are_rated_against_the_best_fma_peak_of_the_run(monkeypatch):
-    readings = iter([400.0, 200.0])  # the second one disturbed
+    readings = iter([390.0, 400.0, 200.0, 150.0])  # before and after each case; the second case's disturbed
     monkeypatch.setattr(fastnn._C, "_fma_peak_gflops", lambda: next(readings))
     first, second = bench.run_cases(list(bench.matmul_cases([16, 32])), repeats=1)
     assert (first["peak"]["fma_gflops"], second["peak"]["fma_gflops"]) == (400.0, 200.0)
     for row in (first, second):
         assert row["percent_of_peak"] == pytest.approx(100 * row["libraries"]["fastnn"]["rate"] / 400.0)
+
+
+def test_copy_rows_keep_the_higher_bandwidth_read_before_and_after_the_case(monkeypatch):
+    readings = iter([20.0, 30.0, 60.0, 50.0])  # regular then streaming stores, before then after
+    monkeypatch.setattr(fastnn._C, "_copy_bandwidth_gbps", lambda size, streaming: next(readings))
+    (row,) = bench.run_cases(list(bench.softmax_cases()), repeats=1)
+    assert row["peak"] == {"copy_gbps": 60.0, "copy_regular_gbps": 60.0, "copy_streaming_gbps": 50.0}
+    assert row["percent_of_peak"] == pytest.approx(100 * row["libraries"]["fastnn"]["rate"] / 60.0)
+
+
+def test_interleaved_rounds_rotate_the_libraries_and_settle_each_before_its_timed_call(monkeypatch):
+    clock = iter(range(10_000))  # perf_counter ticks 1 s per reading
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    calls = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    seconds = bench.interleaved_medians(runners, rounds=3, settle_seconds=0, batch_seconds=0)
+    # each turn: one untimed call, then the timed one; round r starts with library r mod 3
+    assert calls == ["a", "a", "b", "b", "c", "c", "b", "b", "c", "c", "a", "a", "c", "c", "a", "a", "b", "b"]
+    assert seconds == {"a": 1, "b": 1, "c": 1}  # one clock reading inside each timed call
+
+
+def test_interleaved_rounds_time_each_library_by_its_own_calls(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+    costs = {"fast": [1.0, 1.0, 9.0], "slow": [3.0, 2.0, 3.0]}  # per timed call; 9 an outlier
+    timed = {name: iter(c) for name, c in costs.items()}
+
+    def runner(name):
+        def run():
+            run.calls += 1
+            if run.calls % 2 == 0:  # the second call of each turn is the timed one
+                now[0] += next(timed[name])
+        run.calls = 0
+        return run
+    seconds = bench.interleaved_medians({n: runner(n) for n in costs}, rounds=3, settle_seconds=0,
+                                        batch_seconds=0)
+    assert seconds == {"fast": 1.0, "slow": 3.0}
+
+
+def test_a_timed_batch_runs_until_its_seconds_have_passed_and_reports_the_mean(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+    costs = iter([1.0, 2.0, 6.0, 100.0])
+
+    def run():
+        now[0] += next(costs)
+    assert bench.seconds_per_call(run, 8.5) == 3.0  # 1 + 2 + 6 = 9 >= 8.5 after three calls
 
 
 def test_cuda_bench_without_a_usable_gpu_exits_with_the_reason(capsys, monkeypatch):

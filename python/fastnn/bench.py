@@ -1,10 +1,10 @@
 """python -m fastnn.bench: fastnn's kernels timed against NumPy and PyTorch in the same process.
 
 For each op and shape: fastnn's median time and GFLOP/s (or GB/s for memory-bound ops), the
-same for every peer that is installed, the ratio fastnn speed / peer speed, and the percentage
+same for every peer that is installed (the libraries taking turns in rounds), the ratio fastnn speed / peer speed, and the percentage
 of this machine's limit: the FMA peak of the ISA in use (the best reading of the run, each case
-measuring it again) or the parallel copy bandwidth measured next to each case (the better of
-regular and streaming stores). Every library is limited to the same thread count.
+measuring it again) or the parallel copy bandwidth measured before and after each case (the
+better of regular and streaming stores). Every library is limited to the same thread count.
 --device cuda times the CUDA kernels instead (bench_cuda.py).
 """
 import argparse
@@ -173,15 +173,34 @@ OPS = {
 }
 
 
-def median_seconds(fn, min_repeats, min_seconds=0.3):
-    fn()  # warm-up: first-touch pages, caches, lazy init
-    times = []
+def seconds_per_call(fn, seconds):
+    """Calls fn at least once and until `seconds` have passed; the mean time per call."""
     start = time.perf_counter()
-    while len(times) < min_repeats or (time.perf_counter() - start < min_seconds and len(times) < 100):
-        t0 = time.perf_counter()
+    calls = 0
+    while True:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return elapsed / calls
+
+
+def interleaved_medians(runners, rounds, settle_seconds=0.25, batch_seconds=0.02):
+    """Each runner's median time per call over `rounds` rounds that give every runner a turn
+    (the first one rotating), so that the shared host's drift during a case (its speed moved 2x
+    within minutes) slows every library alike instead of whichever ran then: timed one library
+    after the other, 1024^3 and 2048^3 sgemm read 0.76x and 1.29x PyTorch in one run. A turn
+    runs the library untimed for settle_seconds first: the library before it leaves its threads
+    spinning on the same cores (OpenBLAS's for ~0.1 s; with 2 ms, every sgemm of 512^3 and up
+    ran at 95-160 GFLOP/s where alone it runs at 240-310) and its own caches cold. Then a batch
+    of calls for batch_seconds (at least one call), timed as a whole."""
+    names = list(runners)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            seconds_per_call(runners[name], settle_seconds)
+            times[name].append(seconds_per_call(runners[name], batch_seconds))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 @contextlib.contextmanager
@@ -213,27 +232,35 @@ def measure_peak(unit):
     """This machine's limit for a case's unit: the FMA peak of the ISA in use, or the streaming
     bandwidth as the better of a 64 MB copy (past this machine's caches) with regular stores and
     one with streaming stores (regular stores read each destination line first, so the copy
-    moves 1.5x the bytes it is credited with). Measured next to each case, as a peer is: on a
-    shared host the memory bandwidth drifted 2x within minutes (30 to 68 GB/s). run_cases rates
-    FLOP rows against the run's best FMA reading."""
+    moves 1.5x the bytes it is credited with). Measured before and after each case, as a peer is:
+    on a shared host the memory bandwidth drifted 2x within minutes (30 to 68 GB/s). run_cases
+    rates FLOP rows against the run's best FMA reading."""
     if unit == "GFLOP/s":
         return {"fma_gflops": fastnn._C._fma_peak_gflops()}
     regular, streaming = (fastnn._C._copy_bandwidth_gbps(64 << 20, streaming=s) for s in (False, True))
     return {"copy_gbps": max(regular, streaming), "copy_regular_gbps": regular, "copy_streaming_gbps": streaming}
 
 
-def run_cases(cases, repeats, time=median_seconds, peak=measure_peak):
-    """One row per case: each library's time(runner, repeats) and rate, and the limit peak(unit)
-    measured next to it (the CPU's by default; bench_cuda passes the GPU's timer and limits)."""
+def limit(reading):
+    """The figure a row is rated against in a peak(unit) reading."""
+    return reading["fma_gflops"] if "fma_gflops" in reading else reading["copy_gbps"]
+
+
+def run_cases(cases, repeats, time_runners=interleaved_medians, peak=measure_peak):
+    """One row per case: each library's time and rate from time_runners(runners, repeats) (a
+    dict of seconds per call), and the limit peak(unit) measured before and after the case,
+    the higher reading kept (the CPU's by default; bench_cuda passes the GPU's timer and
+    limits). A limit read low while the host was slow rated relu at 186% of the copy bandwidth."""
     results = []
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape}", file=sys.stderr, flush=True)
         row = {"op": case.op, "shape": case.shape, "unit": case.unit, "libraries": {}}
-        for name, fn in case.runners.items():
-            seconds = time(fn, repeats)
-            row["libraries"][name] = {"ms": seconds * 1e3, "rate": case.work / seconds * 1e-9}
+        before = peak(case.unit)
+        seconds = time_runners(case.runners, repeats)
+        row["peak"] = max(before, peak(case.unit), key=limit)
+        for name, s in seconds.items():
+            row["libraries"][name] = {"ms": s * 1e3, "rate": case.work / s * 1e-9}
         fastnn_rate = row["libraries"]["fastnn"]["rate"]
-        row["peak"] = peak(case.unit)
         for name, lib in row["libraries"].items():
             lib["fastnn_ratio"] = fastnn_rate / lib["rate"]
         results.append(row)
@@ -243,8 +270,8 @@ def run_cases(cases, repeats, time=median_seconds, peak=measure_peak):
     # 191-198 GFLOP/s once each among 360-377, which rated a conv at 100-103%.
     best_fma = max((row["peak"]["fma_gflops"] for row in results if "fma_gflops" in row["peak"]), default=None)
     for row in results:
-        limit = best_fma if "fma_gflops" in row["peak"] else row["peak"]["copy_gbps"]
-        row["percent_of_peak"] = 100.0 * row["libraries"]["fastnn"]["rate"] / limit
+        reference = best_fma if "fma_gflops" in row["peak"] else limit(row["peak"])
+        row["percent_of_peak"] = 100.0 * row["libraries"]["fastnn"]["rate"] / reference
     return results
 
 

@@ -241,7 +241,9 @@ def run(names, quick, repeats):
     device = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     time = event_timer(cupy, 2 * props["l2CacheSize"] + (1 << 20))
     cases = [case for name in names for case in OPS[name](cupy, quick)]
-    results = run_cases(cases, repeats, time=time, peak=device_limits(cupy, time, repeats))
+    # One library after the other: a GPU does not drift as the shared CPU host does.
+    results = run_cases(cases, repeats, time_runners=lambda runners, n: {name: time(fn, n) for name, fn in runners.items()},
+                        peak=device_limits(cupy, time, repeats))
     header = (f"fastnn {fastnn.build_info()['version']} on {device} ({props['multiProcessorCount']} SMs, "
               f"L2 {props['l2CacheSize'] >> 20} MiB), FP32 with TF32 off, median of {repeats} after a warm-up, "
               f"L2 flushed before each; % peak is of the best FMA peak of the run or the copy bandwidth measured "
