@@ -327,7 +327,8 @@ def main(argv=None):
                                       f"cuda: {', '.join(bench_cuda.OPS)} (default all)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=fastnn.get_num_threads(), help="CPU threads (cpu only)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="cpu: rounds per case, each library timed once per round; cuda: timed calls per library")
     parser.add_argument("--quick", action="store_true", help="smaller shapes, for a fast look")
     parser.add_argument("--json", metavar="PATH", help="write results as JSON")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of the ratios (needs matplotlib)")
