@@ -65,6 +65,20 @@ const float* saved_output(const py::object& saved, const py::array& x, const cha
   return data_of(y);
 }
 
+// m.op(grad_output, input, saved=None): kernel(n, grad_y, x, y, grad_x), y the forward's output
+// when the caller kept it, else null (sigmoid and tanh).
+void def_backward_with_saved_output(py::module_& m, const char* op,
+                                    void (*kernel)(int64_t, const float*, const float*, const float*, float*)) {
+  m.def(
+      op,
+      [=](const py::array& g, const py::array& x, const py::object& saved) {
+        py::object keep;
+        const float* y = saved_output(saved, x, op, keep);
+        return backward(op, g, x, [=](int64_t n, const float* gy, const float* in, float* gx) { kernel(n, gy, in, y, gx); });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+}
+
 bool gelu_tanh_approximation(const std::string& approximate, const char* op) {
   if (approximate != "none" && approximate != "tanh")
     value_error(op, ": approximate must be 'none' or 'tanh', got '", approximate, "'");
@@ -95,28 +109,10 @@ void bind_activation(py::module_& m) {
       py::arg("grad_output"), py::arg("input"), py::arg("negative_slope") = 0.01f);
 
   m.def("sigmoid", [](const py::array& x) { return forward("sigmoid", x, cpu::sigmoid); }, py::arg("input"));
-  m.def(
-      "sigmoid_backward",
-      [](const py::array& g, const py::array& x, const py::object& saved) {
-        py::object keep;
-        const float* y = saved_output(saved, x, "sigmoid_backward", keep);
-        return backward("sigmoid_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
-          cpu::sigmoid_backward(n, gy, in, y, gx);
-        });
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+  def_backward_with_saved_output(m, "sigmoid_backward", cpu::sigmoid_backward);
 
   m.def("tanh", [](const py::array& x) { return forward("tanh", x, cpu::tanh); }, py::arg("input"));
-  m.def(
-      "tanh_backward",
-      [](const py::array& g, const py::array& x, const py::object& saved) {
-        py::object keep;
-        const float* y = saved_output(saved, x, "tanh_backward", keep);
-        return backward("tanh_backward", g, x, [=](int64_t n, const float* gy, const float* in, float* gx) {
-          cpu::tanh_backward(n, gy, in, y, gx);
-        });
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+  def_backward_with_saved_output(m, "tanh_backward", cpu::tanh_backward);
 
   m.def(
       "gelu",
@@ -182,6 +178,21 @@ const float* saved_cuda_output(const py::object& saved, const py::object& x, con
   return check_cuda_input_shape(saved, check_cuda_any_shape(x, op, "input").shape, op, "saved");
 }
 
+// The CUDA twin of def_backward_with_saved_output.
+void def_backward_with_saved_output_cuda(
+    py::module_& m, const char* op,
+    void (*kernel)(int64_t, const float*, const float*, const float*, float*, cudaStream_t)) {
+  m.def(
+      op,
+      [=](const py::object& g, const py::object& x, const py::object& saved) {
+        const float* y = saved_cuda_output(saved, x, op);
+        return backward_cuda(op, g, x, [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
+          kernel(n, gy, in, y, gx, stream);
+        });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+}
+
 }  // namespace
 
 void bind_activation_cuda(py::module_& m) {
@@ -212,28 +223,10 @@ void bind_activation_cuda(py::module_& m) {
       py::arg("grad_output"), py::arg("input"), py::arg("negative_slope") = 0.01f);
 
   m.def("sigmoid", [](const py::object& x) { return forward_cuda("sigmoid", x, cuda::sigmoid); }, py::arg("input"));
-  m.def(
-      "sigmoid_backward",
-      [](const py::object& g, const py::object& x, const py::object& saved) {
-        const float* y = saved_cuda_output(saved, x, "sigmoid_backward");
-        return backward_cuda("sigmoid_backward", g, x,
-                             [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
-                               cuda::sigmoid_backward(n, gy, in, y, gx, stream);
-                             });
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+  def_backward_with_saved_output_cuda(m, "sigmoid_backward", cuda::sigmoid_backward);
 
   m.def("tanh", [](const py::object& x) { return forward_cuda("tanh", x, cuda::tanh); }, py::arg("input"));
-  m.def(
-      "tanh_backward",
-      [](const py::object& g, const py::object& x, const py::object& saved) {
-        const float* y = saved_cuda_output(saved, x, "tanh_backward");
-        return backward_cuda("tanh_backward", g, x,
-                             [=](int64_t n, const float* gy, const float* in, float* gx, cudaStream_t stream) {
-                               cuda::tanh_backward(n, gy, in, y, gx, stream);
-                             });
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("saved") = py::none());
+  def_backward_with_saved_output_cuda(m, "tanh_backward", cuda::tanh_backward);
 
   m.def(
       "gelu",

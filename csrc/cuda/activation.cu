@@ -154,6 +154,16 @@ struct GeluTanhBackward {
   }
 };
 
+// The backward from the forward's output y when the caller kept it, else from the input x.
+template <class FromInput, class FromOutput>
+void backward_from_output_if_saved(const char* name, int64_t n, const float* grad_y, const float* x, const float* y,
+                                   float* grad_x, cudaStream_t stream) {
+  if (y)
+    launch(name, n, FromOutput{}, grad_x, stream, grad_y, y);
+  else
+    launch(name, n, FromInput{}, grad_x, stream, grad_y, x);
+}
+
 }  // namespace
 
 void relu(int64_t n, const float* x, float* y, cudaStream_t stream) { launch("relu", n, Relu{}, y, stream, x); }
@@ -177,20 +187,16 @@ void sigmoid(int64_t n, const float* x, float* y, cudaStream_t stream) {
 
 void sigmoid_backward(int64_t n, const float* grad_y, const float* x, const float* y, float* grad_x,
                       cudaStream_t stream) {
-  if (y)
-    launch("sigmoid_backward", n, SigmoidBackwardFromOutput{}, grad_x, stream, grad_y, y);
-  else
-    launch("sigmoid_backward", n, SigmoidBackward{}, grad_x, stream, grad_y, x);
+  backward_from_output_if_saved<SigmoidBackward, SigmoidBackwardFromOutput>("sigmoid_backward", n, grad_y, x, y,
+                                                                           grad_x, stream);
 }
 
 void tanh(int64_t n, const float* x, float* y, cudaStream_t stream) { launch("tanh", n, Tanh{}, y, stream, x); }
 
 void tanh_backward(int64_t n, const float* grad_y, const float* x, const float* y, float* grad_x,
                    cudaStream_t stream) {
-  if (y)
-    launch("tanh_backward", n, TanhBackwardFromOutput{}, grad_x, stream, grad_y, y);
-  else
-    launch("tanh_backward", n, TanhBackward{}, grad_x, stream, grad_y, x);
+  backward_from_output_if_saved<TanhBackward, TanhBackwardFromOutput>("tanh_backward", n, grad_y, x, y, grad_x,
+                                                                     stream);
 }
 
 void gelu(int64_t n, const float* x, bool tanh_approximation, float* y, cudaStream_t stream) {
