@@ -255,24 +255,38 @@ inline vec scaled_half_gaussian(vec factor, vec a) {
   return scaled_exp_reduced(factor, negative_half_square_minus(a, half, n * kLn2Hi) - n * kLn2Lo, n);
 }
 
-// x * 0 + x Q(a) for x < 0 is x Q(a), except at -inf: NaN (-inf * 0), as in torch.
+// v = a Q(a) with a = |x| clamped to the tail, then x Phi(x) = x - v for x >= 0 and -v = x Q(a) for
+// x < 0, there as x * 0 - v: NaN at -inf (-inf * 0), as in torch, and -0 past the tail.
 inline vec gelu(vec x) {
   const vec a = at_most(abs(x), kGeluTail);
-  const vec x_q = scaled_half_gaussian(clamp(x, -kGeluTail, kGeluTail) * normal_tail_ratio(a), a);  // x Q(a)
-  return x < 0.0f ? x * 0.0f + x_q : x - x_q;
+  const vec v = scaled_half_gaussian(a * normal_tail_ratio(a), a);
+  return (x < 0.0f ? x * 0.0f : x) - v;
+}
+
+// R(a) as normal_tail_ratio, for the slope: fitted to the absolute error of e^(-a^2/2) R(a)
+// (8.4e-8 with float coefficients and Horner, where the slope keeps 2^-22), which the Gaussian
+// factor lets a degree-6 polynomial in the same u reach where the relative fit takes degree 10.
+inline vec normal_tail_ratio_absolute(vec a) {
+  const vec u = reciprocal(1.0f + 0.4f * a);
+  vec p = splat(4.934102669e-02f);
+  p = p * u - 2.224908471e-01f;
+  p = p * u + 2.790443897e-01f;
+  p = p * u + 7.344596833e-02f;
+  p = p * u + 1.554331332e-01f;
+  p = p * u + 1.663847417e-01f;
+  return p * u - 1.158418949e-03f;
 }
 
 // d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi): with D = e^(-a^2/2)
 // (a / sqrt(2 pi) - R(a)) it is 1 + D for x >= 0 and -D for x < 0. D is 0 near a = 0.75, where
-// the slope crosses 0: there it is accurate in absolute terms (~1e-8), not relative. Absolute
+// the slope crosses 0: there it is accurate in absolute terms (~1e-7), not relative. Absolute
 // accuracy is all the slope keeps, so e^(-a^2/2) takes the rounded square: its relative error
-// a^2/2 2^-24 moves D by ~2e-8 at most, where the forward's exact square costs 6 more operations.
+// a^2/2 2^-24 moves D by ~2e-8 at most. Past the tail (a clamped to 14.4) D is below 1e-44, so the
+// slope there is 1 or within 1e-44 of 0 without a select; x * 0 makes it NaN at +-inf, as in torch.
 inline vec gelu_slope(vec x) {
-  const vec a = abs(x);
-  const vec in_range = at_most(a, kGeluTail);
-  const vec d = exp_in_range(-0.5f * in_range * in_range) * (in_range * kInvSqrt2Pi - normal_tail_ratio(in_range));
-  const vec slope = x < 0.0f ? -d : 1.0f + d;
-  return a > kGeluTail ? (x < 0.0f ? splat(0.0f) : splat(1.0f)) + x * 0.0f : slope;  // NaN at +-inf, as torch
+  const vec a = at_most(abs(x), kGeluTail);
+  const vec d = exp_in_range(-0.5f * a * a) * (a * kInvSqrt2Pi - normal_tail_ratio_absolute(a));
+  return (x < 0.0f ? -d : 1.0f + d) + x * 0.0f;
 }
 
 void gelu(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu(v); }); }
