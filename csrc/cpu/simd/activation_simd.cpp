@@ -68,7 +68,13 @@ inline vec load_padded(const float* x, int64_t i, int64_t count) {
 // machine. Alternated per call in one process (20-30 pairs), 512, 2048 and 4096 ahead ran alike,
 // 256 slower (1/20), none 25% slower; prefetcht1, an added L2 prefetch 16 KB ahead, thread slices
 // skewed or interleaved in 64 KB / 1 MB blocks, and the input's offset to the output in a page were
-// within noise or slower; prefetchnta halved the rate.
+// within noise or slower; prefetchnta halved the rate. Those 16M-float (64 MB) inputs stayed in the
+// VM's 260 MiB L3 across calls; from memory (64M floats, 2 threads, 3 alternated processes each,
+// GB/s for sigmoid / tanh / GELU forwards) 256 ahead moved 28-31 / 25-27 / 22-24 where 1024 moved
+// 34-38 / 30-34 / 26-31 (one run, where relu fell to 24 too, left out), and 4096 ahead 32-34 /
+// 27-30 / 23-26. Per core tanh and GELU compute 2.7 and 2.2 Gelem/s from L2 (1 thread), about
+// what one core streams from memory (2.5), and reach 72-80% and 66-76% of the copy bandwidth at 2
+// threads: the rest is arithmetic not overlapped with the misses.
 
 inline vec load_prefetching(const float* p) {
   __builtin_prefetch(p + kPrefetchAhead);
