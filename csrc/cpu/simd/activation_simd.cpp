@@ -135,11 +135,8 @@ inline vec exp_minus_twice(vec a) {
 inline vec tanh(vec x) {
   const vec a = abs(x);
   const vec z = a * a;
-  vec q = splat(-5.70498872745e-3f);
-  q = q * z + 2.06390887954e-2f;
-  q = q * z - 5.37397155531e-2f;
-  q = q * z + 1.33314422036e-1f;
-  q = q * z - 3.33332819422e-1f;
+  const vec q = horner(z, {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f, 1.33314422036e-1f,
+                           -3.33332819422e-1f});
   const vec small = q * z * a + a;
   const vec e = exp_minus_twice(at_most(a, 9.5f));
   const vec large = 1.0f - e * reciprocal(0.5f + 0.5f * e);
@@ -212,8 +209,8 @@ void tanh_backward_from_output(int64_t n, const float* grad_y, const float* y, f
 // [0, 14.5] (float coefficients; ~2.5 ULP once u and Horner round). e^(-a^2/2) must see the
 // exact square: a float a^2 is off by up to 2^-24 a^2, which is ~50 ULP of e^(-a^2/2) at a = 14.
 // So exp's reduction -a^2/2 - n ln2_hi is taken from the exact product, rounded once
-// (negative_half_square_minus). x is clamped to +-14.4 (a to 14.4): -a^2/2 >= -103.7 stays in
-// exp's range with no clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every
+// (negative_half_square_minus). a is clamped to 14.4: -a^2/2 >= -103.7 stays in exp's range
+// with no clamp there, and x Q(a) at -14.4 is -3.7e-46, which rounds to -0, so every
 // x < -14.4 gives -0 and every x > 14.4 gives x - 0 without a select of their own (x Phi(x) rounds
 // so past 14.4).
 constexpr float kGeluTail = 14.4f;
@@ -221,17 +218,9 @@ constexpr float kInvSqrt2Pi = 0.398942280f;
 
 template <class V>
 V normal_tail_polynomial(V u) {
-  V p = V{} + 2.958330140e-02f;
-  p = p * u - 1.620294750e-01f;
-  p = p * u + 3.460986018e-01f;
-  p = p * u - 3.232944310e-01f;
-  p = p * u + 7.458541542e-02f;
-  p = p * u - 7.108284626e-04f;
-  p = p * u + 8.124759793e-02f;
-  p = p * u + 1.356814057e-01f;
-  p = p * u + 1.592287272e-01f;
-  p = p * u + 1.596109867e-01f;
-  return p * u - 1.313906751e-06f;
+  return horner(u, {2.958330140e-02f, -1.620294750e-01f, 3.460986018e-01f, -3.232944310e-01f, 7.458541542e-02f,
+                    -7.108284626e-04f, 8.124759793e-02f, 1.356814057e-01f, 1.592287272e-01f, 1.596109867e-01f,
+                    -1.313906751e-06f});
 }
 
 // R(a), a in [0, kGeluTail]. The polynomial's terms alternate in sign and cancel, so its roundings
@@ -273,14 +262,8 @@ inline vec gelu(vec x) {
 // (8.4e-8 with float coefficients and Horner, where the slope keeps 2^-22), which the Gaussian
 // factor lets a degree-6 polynomial in the same u reach where the relative fit takes degree 10.
 inline vec normal_tail_ratio_absolute(vec a) {
-  const vec u = reciprocal(1.0f + 0.4f * a);
-  vec p = splat(4.934102669e-02f);
-  p = p * u - 2.224908471e-01f;
-  p = p * u + 2.790443897e-01f;
-  p = p * u + 7.344596833e-02f;
-  p = p * u + 1.554331332e-01f;
-  p = p * u + 1.663847417e-01f;
-  return p * u - 1.158418949e-03f;
+  return horner(reciprocal(1.0f + 0.4f * a), {4.934102669e-02f, -2.224908471e-01f, 2.790443897e-01f, 7.344596833e-02f,
+                                              1.554331332e-01f, 1.663847417e-01f, -1.158418949e-03f});
 }
 
 // d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi): with D = e^(-a^2/2)

@@ -13,6 +13,14 @@ namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 typedef int ivec __attribute__((vector_size(kWidth * sizeof(int))));
 typedef unsigned uvec __attribute__((vector_size(kWidth * sizeof(unsigned))));
 
+// c[0] u^(N-1) + c[1] u^(N-2) + ... + c[N-1], in Horner form: one fused step per coefficient.
+template <class V, int N>
+inline V horner(V u, const float (&c)[N]) {
+  V p = V{} + c[0];
+  for (int i = 1; i < N; ++i) p = p * u + c[i];
+  return p;
+}
+
 // 1.5 * 2^23: adding it to a float of magnitude < 2^22 rounds that to an integer, which the low
 // bits of the sum then hold.
 constexpr float kRoundingMagic = 12582912.0f;
