@@ -95,10 +95,9 @@ void map2(int64_t n, const float* a, const float* b, float* y, F f) {
                 [&](int64_t i, int64_t count) { return f(load_padded(a, i, count), load_padded(b, i, count)); });
 }
 
-// |magnitude| with the sign of `sign`.
-inline vec copysign(vec magnitude, vec sign) {
-  return (vec)(((ivec)magnitude & 0x7fffffff) | ((ivec)sign & int(0x80000000)));
-}
+// magnitude (>= 0 or +0) with the sign of `sign`: one bitwise select, no clearing of a sign bit
+// that is already clear.
+inline vec with_sign_of(vec magnitude, vec sign) { return (vec)((ivec)magnitude | ((ivec)sign & int(0x80000000))); }
 
 // 1 / (1 + e^-x), as 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 with e = e^-|x| <= 1:
 // nothing overflows and the negative tail keeps full relative precision. e / (1 + e) as e times
@@ -140,7 +139,7 @@ inline vec tanh(vec x) {
   const vec small = q * z * a + a;
   const vec e = exp_minus_twice(at_most(a, 9.5f));
   const vec large = 1.0f - e * reciprocal(0.5f + 0.5f * e);
-  return copysign(a < 0.625f ? small : large, x);
+  return with_sign_of(a < 0.625f ? small : large, x);
 }
 
 // GELU with the tanh approximation: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
