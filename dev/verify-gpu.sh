@@ -25,14 +25,19 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 cat "$out/gpu.txt"
 steps=${*:-install tests memcheck train}
 want() { [[ " $steps " == *" $1 "* ]]; }
-want install && step install pip install --no-build-isolation -v .
-want install && step info python -c "import fastnn, cupy; print(fastnn.build_info(), cupy.__version__)"
-want tests && step tests env FASTNN_REQUIRE_GPU=1 python -m pytest -q -p no:cacheprovider tests
+# The device image sets CXX to /opt/gcc/bin/g++, a wrapper whose links take libstdc++ statically;
+# the _C built so segfaults on the first error message it formats (in the static copy's
+# ostream). The system compiler links libstdc++.so as everywhere else.
+[ -x /usr/bin/g++ ] && export CXX=/usr/bin/g++ CC=/usr/bin/gcc CUDAHOSTCXX=/usr/bin/g++
+# python3 -m pip: the image's bare `pip` belongs to another Python than its python3 (with torch).
+want install && step install python3 -m pip install --no-build-isolation --no-deps -v .
+want install && step info python3 -c "import fastnn, cupy; print(fastnn.build_info(), cupy.__version__)"
+want tests && step tests env FASTNN_REQUIRE_GPU=1 python3 -m pytest -q -p no:cacheprovider -n 8 tests
 # The tests that fill past one grid (hundreds of MB) would take too long under the sanitizer.
 want memcheck && step memcheck env FASTNN_REQUIRE_GPU=1 compute-sanitizer --tool memcheck --error-exitcode 99 \
-  python -m pytest -q -p no:cacheprovider -k "cuda and not grid and not past" tests
+  python3 -m pytest -q -p no:cacheprovider -n 8 -k "cuda and not grid and not past" tests
 root=()
 [ -d data/fashion-mnist ] && root=(--root data/fashion-mnist)
-want train && step train-cuda python -m fastnn.demo --device cuda --compare-torch --checkpoint "$out/cnn.npz" "${root[@]}"
-want train && step train-cpu python -m fastnn.demo --device cpu --checkpoint "$out/cnn-cpu.npz" "${root[@]}"
+want train && step train-cuda python3 -m fastnn.demo --device cuda --compare-torch --checkpoint "$out/cnn.npz" "${root[@]}"
+want train && step train-cpu python3 -m fastnn.demo --device cpu --checkpoint "$out/cnn-cpu.npz" "${root[@]}"
 exit $status

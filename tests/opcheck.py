@@ -62,8 +62,9 @@ def on_device(fn, device):
         return cupy.asnumpy(result)
 
     def call(*args, **kwargs):
-        args = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-        kwargs = {k: cupy.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        # np.generic too: arithmetic on a 0-d array gives a NumPy scalar.
+        args = [cupy.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else a for a in args]
+        kwargs = {k: cupy.asarray(v) if isinstance(v, (np.ndarray, np.generic)) else v for k, v in kwargs.items()}
         return to_host(fn(*args, **kwargs))
     return call
 

@@ -222,8 +222,9 @@ def test_cuda_gemm_strides_alpha_beta(require_gpu, transpose_a, transpose_b, bat
 def test_cuda_gemm_checks_the_operands_extent(require_gpu):
     import cupy
     buffer = cupy.zeros(12, dtype=cupy.float32)
-    with pytest.raises(ValueError, match="_gemm: b's last element is at 12 but it holds 12 floats"):
-        fastnn._C.cuda._gemm(1, 2, 3, 4, 1.0, buffer, (0, 4, 1), buffer, (0, 1, 4), 0.0, buffer, (0, 3))
+    # b is K x N = 4 x 3 with row stride 4: its element (3, 2) is at 3 * 4 + 2 = 14.
+    with pytest.raises(ValueError, match="_gemm: b's last element is at 14 but it holds 12 floats"):
+        fastnn._C.cuda._gemm(1, 2, 3, 4, 1.0, buffer, (0, 4, 1), buffer, (0, 4, 1), 0.0, buffer, (0, 3))
     with pytest.raises(ValueError, match=r"_gemm: a's strides must be >= 0, got \(0, -4, 1\)"):
         fastnn._C.cuda._gemm(1, 2, 3, 4, 1.0, buffer, (0, -4, 1), buffer, (0, 3, 1), 0.0, buffer, (0, 3))
 

@@ -248,16 +248,27 @@ def test_unsupported_arguments_are_refused():
         fnt.cross_entropy(randn(3, 4), classes(3, 4), size_average=False)
 
 
-@pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device for torch"))])
-def test_device_tensors_get_fastnn_ops_error_unchanged(device):
-    """A tensor off the CPU ('meta' stands for one where no GPU is present) gets fastnn.ops' error."""
-    x = randn(4, 5).to(device)
+def test_device_tensors_get_fastnn_ops_error_unchanged():
+    """A tensor on a device fastnn has no kernels for gets fastnn.ops' error."""
+    x = randn(4, 5).to("meta")
     with pytest.raises(TypeError) as from_ops:
         ops.relu(x)
     with pytest.raises(TypeError) as from_adapter:
         fnt.relu(x.requires_grad_())
     assert str(from_adapter.value) == str(from_ops.value)
+
+
+def test_cuda_tensors_run_on_the_cuda_kernels(require_gpu):
+    if not torch.cuda.is_available():
+        pytest.skip("this torch build has no CUDA")
+    x = randn(4, 5).cuda().requires_grad_()
+    y = fnt.gelu(x)
+    y.backward(torch.ones_like(y))
+    assert y.device == x.device and x.grad.device == x.device
+    expected = x.detach().cpu().requires_grad_()
+    torch.nn.functional.gelu(expected).backward(torch.ones(4, 5))
+    torch.testing.assert_close(y.detach().cpu(), torch.nn.functional.gelu(expected.detach()), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x.grad.cpu(), expected.grad, rtol=1e-5, atol=1e-6)
 
 
 def _run_python(code):

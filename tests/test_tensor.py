@@ -14,6 +14,8 @@ def test_tensor_from_python_data_uses_torch_default_dtypes():
     assert fastnn.tensor(3.5).shape == ()
     assert fastnn.tensor([[1, 2]], dtype=fastnn.float32).dtype == np.float32
     assert fastnn.tensor(np.zeros(2, np.float64)).dtype == fastnn.float64  # arrays keep their dtype
+    assert fastnn.tensor(np.float64(0.5)).dtype == fastnn.float64  # so do NumPy scalars, as in torch
+    assert fastnn.tensor(np.float64(0.5)).shape == ()
 
 
 def test_tensor_copies_from_numpy_shares():

@@ -137,10 +137,12 @@ def _allocate(make, on_device, like=None):
 
 
 def _as_array(data, dtype=None, copy=False):
-    """An ndarray for `data`. Python floats become float32 (PyTorch's default dtype); arrays
-    keep their dtype unless `dtype` is given."""
+    """An ndarray for `data`. Python floats become float32 (PyTorch's default dtype); arrays and
+    NumPy scalars keep their dtype unless `dtype` is given."""
     if isinstance(data, Tensor):
         data = data._data
+    if isinstance(data, np.generic):
+        data = np.asarray(data)
     if isinstance(data, np.ndarray) or array_module(data) is not np:
         array = data
     else:
