@@ -143,27 +143,50 @@ def test_gelu_exact_within_6_5_ulp():
     np.testing.assert_allclose(grad, backward, rtol=0, atol=2 ** -22)  # values in [-0.17, 1.13]
 
 
-def test_gelu_pieces_within_2_ulp(isa):
-    # AVX-512 evaluates |x| < 3.875 by a polynomial per interval of width 1/4 (1.80 ULP at worst
-    # over every float in 2^-10 <= |x| < 3.875): 2M points of that range and tiny |x|.
+PIECES_RANGE = np.concatenate([np.linspace(-3.875, 3.875, 2_000_001)[1:-1], np.geomspace(1e-38, 2**-10, 20_000),
+                               -np.geomspace(1e-38, 2**-10, 20_000)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["gelu", "tanh"])
+def test_pieces_within_2_ulp(isa, name):
+    # AVX-512 evaluates |x| < 3.875 by a polynomial per interval of width 1/4 (GELU: 1.80 ULP at
+    # worst over every float in 2^-10 <= |x| < 3.875; tanh: 1.31 over 8M points): 2M points of the
+    # range and tiny |x|. Elsewhere these ops take their general paths on every ISA.
     if isa != "avx512":
-        pytest.skip("the pieces are AVX-512's; other ISAs take gelu()'s erfc everywhere")
-    tiny = np.geomspace(1e-38, 2**-10, 20_000)
-    x = np.concatenate([np.linspace(-3.875, 3.875, 2_000_001)[1:-1], tiny, -tiny]).astype(np.float32)
-    expected = reference.gelu(x.astype(np.float64))
-    err = ulp_error(fastnn.ops.gelu(x), expected)
+        pytest.skip("the pieces are AVX-512's")
+    x = PIECES_RANGE
+    err = ulp_error(getattr(fastnn.ops, name)(x), getattr(reference, name)(x.astype(np.float64)))
     worst = int(np.argmax(err))
-    assert err[worst] <= 2, f"gelu: {err[worst]:.3g} ULP at x={x[worst]!r}"
+    assert err[worst] <= 2, f"{name}: {err[worst]:.3g} ULP at x={x[worst]!r}"
 
 
-def test_gelu_mixes_pieces_and_erfc_by_group():
+def test_gelu_slope_in_pieces_within_2_to_minus_22(isa):
+    if isa != "avx512":
+        pytest.skip("the pieces are AVX-512's")
+    x = PIECES_RANGE
+    grad = fastnn.ops.gelu_backward(np.ones_like(x), x)[0]
+    expected = reference.gelu_backward(np.ones(x.shape), x.astype(np.float64))[0]
+    np.testing.assert_allclose(grad, expected, rtol=0, atol=2 ** -22)
+
+
+@pytest.mark.parametrize("name", ["gelu", "tanh"])
+def test_pieces_keep_the_sign_of_zero(name):
+    out = getattr(fastnn.ops, name)(np.array([-0.0, 0.0] * 40, np.float32))  # groups, single vectors, tail
+    assert np.all(out == 0) and np.array_equal(np.signbit(out), np.tile([True, False], 40))
+
+
+def test_mixes_pieces_and_general_paths_by_group():
     # x ~ normal(0, 3): groups of 4 vectors with and without lanes past 3.875 take different
     # paths (AVX-512), so do the vectors after the last whole group and the tail.
     x = np.random.default_rng(5).normal(0, 3, 4096 * 4 + 16 * 3 + 5).astype(np.float32)
     x[:64] = 0.5  # one whole group inside the pieces' range
-    err = ulp_error(fastnn.ops.gelu(x), reference.gelu(x.astype(np.float64)))
-    worst = int(np.argmax(err))
-    assert err[worst] <= 6.5, f"gelu: {err[worst]:.3g} ULP at x={x[worst]!r}"
+    x64 = x.astype(np.float64)
+    for name, bound in (("gelu", 6.5), ("tanh", 3)):
+        err = ulp_error(getattr(fastnn.ops, name)(x), getattr(reference, name)(x64))
+        worst = int(np.argmax(err))
+        assert err[worst] <= bound, f"{name}: {err[worst]:.3g} ULP at x={x[worst]!r}"
+    grad = fastnn.ops.gelu_backward(np.full_like(x, 0.5), x)[0]
+    np.testing.assert_allclose(grad, reference.gelu_backward(np.full(x.shape, 0.5), x64)[0], rtol=0, atol=2 ** -23)
 
 
 def test_gelu_tanh_within_3_ulp_plus_conditioning():

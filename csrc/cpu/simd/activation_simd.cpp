@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "cpu/dropout_slice.h"
+#include "cpu/simd/activation_pieces.h"
 #include "cpu/simd/activation_simd.h"
 #include "cpu/simd/stream.h"
 #include "cpu/simd/vec_math.h"
@@ -84,7 +85,7 @@ inline vec load_padded(const float* x, int64_t i, int64_t count) {
 // 34-38 / 30-34 / 26-31 (one run, where relu fell to 24 too, left out), and 4096 ahead 32-34 /
 // 27-30 / 23-26. Per core tanh and GELU compute 2.7 and 2.2 Gelem/s from L2 (1 thread), about
 // what one core streams from memory (2.5), and reach 72-80% and 66-76% of the copy bandwidth at 2
-// threads: the rest is arithmetic not overlapped with the misses.
+// threads: the rest is arithmetic not overlapped with the misses. Hence the AVX-512 pieces below.
 
 inline vec load_prefetching(const float* p) {
   __builtin_prefetch(p + kPrefetchAhead);
@@ -201,7 +202,6 @@ void sigmoid_backward_from_output(int64_t n, const float* grad_y, const float* y
   map2(n, grad_y, y, grad_x, [](vec g, vec s) { return g * (s * (1.0f - s)); });
 }
 
-void tanh(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return tanh(v); }); }
 
 // tanh'(x) = 1 - tanh(x)^2 = 4 sigmoid'(2x), which keeps full precision where tanh saturates.
 void tanh_backward(int64_t n, const float* grad_y, const float* x, float* grad_x) {
@@ -288,121 +288,96 @@ inline vec gelu_slope(vec x) {
   return (x < 0.0f ? -d : 1.0f + d) + x * 0.0f;
 }
 
+// AVX-512 evaluates GELU, its slope and tanh for |x| < kPiecesEdge = 3.875 (a vector of
+// normal(0, 1) inputs lies all inside 99.8% of the time) as a polynomial in t = x - c on each of
+// 32 intervals of width 1/4 centred on c = (j - 16) / 4, its coefficients picked per lane by a
+// two-register permute: one permute and one FMA per term where the general paths above take
+// ~25-35 operations. The tables (activation_pieces.h, from dev/fit_pieces.py) are fitted to the
+// relative error of GELU (1.2e-9) and tanh (6.4e-9), and to the absolute error of the slope
+// (2.7e-9, degree 5); in float, GELU is within 1.80 ULP over every x with 2^-10 <= |x| < 3.875
+// (its erfc path reaches 6.22), tanh within 1.31 ULP and the slope within 1.13e-7 over 8M points.
+// j is the low 5 bits of round(4x) + 16 + kRoundingMagic (a multiple of 32), and t = x - c is
+// exact (c is a multiple of 1/4 within 1/8 of x).
 #if defined(__AVX512F__)
-// AVX-512: for |x| < 3.875 (a vector of normal(0, 1) inputs lies all inside 99.8% of the time)
-// x Phi(x) is a degree-6 polynomial in t = x - c on each of 32 intervals of width 1/4 centred on
-// c = (j - 16) / 4, its coefficients picked per lane by a two-register permute: 7 permutes and 6
-// FMAs where gelu() takes ~35 operations. Fitted to the relative error (1.2e-9; the table is
-// dev/fit_gelu_pieces.py's output): 1.80 ULP at worst in float over every x with
-// 2^-10 <= |x| < 3.875, where gelu() reaches 6.22. j is the low 5 bits of
-// round(4x) + 16 + kRoundingMagic (a multiple of 32), and t = x - c is exact (c is a multiple of
-// 1/4 within 1/8 of x); the interval around 0 has no constant term, so tiny x keep full relative
-// precision.
-constexpr float kGelu4Pieces = 3.875f;
-alignas(64) constexpr float kGeluPieceCoefficients[7][32] = {
-    {-1.266849722e-04f, -3.315648064e-04f, -8.142017759e-04f, -1.875331393e-03f,
-     -4.049694166e-03f, -8.194348775e-03f, -1.552416291e-02f, -2.750506438e-02f,
-     -4.550026357e-02f, -7.010352612e-02f, -1.002108008e-01f, -1.320622116e-01f,
-     -1.586552560e-01f, -1.699705124e-01f, -1.542687714e-01f, -1.003234163e-01f,
-     0.000000000e+00f, 1.496765763e-01f, 3.457312286e-01f, 5.800294876e-01f,
-     8.413447738e-01f, 1.117937803e+00f, 1.399789214e+00f, 1.679896474e+00f,
-     1.954499722e+00f, 2.222494841e+00f, 2.484475851e+00f, 2.741805553e+00f,
-     2.995950222e+00f, 3.248124599e+00f, 3.499185801e+00f, 3.749668360e+00f},
-    {-5.036496441e-04f, -1.233816496e-03f, -2.821760252e-03f, -6.017380860e-03f,
-     -1.194564719e-02f, -2.202753350e-02f, -3.761108592e-02f, -5.918974429e-02f,
-     -8.523180336e-02f, -1.109261513e-01f, -1.274691969e-01f, -1.226615831e-01f,
-     -8.331546932e-02f, 7.742794114e-04f, 1.325048804e-01f, 3.046266437e-01f,
-     5.000000000e-01f, 6.953733563e-01f, 8.674951196e-01f, 9.992257357e-01f,
-     1.083315492e+00f, 1.122661591e+00f, 1.127469182e+00f, 1.110926151e+00f,
-     1.085231781e+00f, 1.059189796e+00f, 1.037611127e+00f, 1.022027493e+00f,
-     1.011945605e+00f, 1.006017327e+00f, 1.002821803e+00f, 1.001233816e+00f},
-    {-9.368114988e-04f, -2.126592677e-03f, -4.472499248e-03f, -8.686862886e-03f,
-     -1.551147085e-02f, -2.529147267e-02f, -3.724763915e-02f, -4.860134050e-02f,
-     -5.399096385e-02f, -4.583482444e-02f, -1.618969627e-02f, 3.995448723e-02f,
-     1.209853664e-01f, 2.164425254e-01f, 3.080571592e-01f, 3.745847344e-01f,
-     3.989422917e-01f, 3.745847344e-01f, 3.080571592e-01f, 2.164425403e-01f,
-     1.209853664e-01f, 3.995448723e-02f, -1.618969999e-02f, -4.583482817e-02f,
-     -5.399096757e-02f, -4.860134423e-02f, -3.724763915e-02f, -2.529147081e-02f,
-     -1.551146898e-02f, -8.686861955e-03f, -4.472498782e-03f, -2.126592677e-03f},
-    {-1.070637838e-03f, -2.217500238e-03f, -4.199807532e-03f, -7.212681230e-03f,
-     -1.107969694e-02f, -1.484816149e-02f, -1.643281057e-02f, -1.264618244e-02f,
-     2.361662155e-07f, 2.359180152e-02f, 5.666426569e-02f, 9.275158495e-02f,
-     1.209850982e-01f, 1.293943971e-01f, 1.100197211e-01f, 6.343727559e-02f,
-     3.523955017e-10f, -6.343729049e-02f, -1.100197360e-01f, -1.293943971e-01f,
-     -1.209850982e-01f, -9.275158495e-02f, -5.666426569e-02f, -2.359180339e-02f,
-     -2.375230821e-07f, 1.264618244e-02f, 1.643281244e-02f, 1.484816242e-02f,
-     1.107969880e-02f, 7.212682627e-03f, 4.199807998e-03f, 2.217500471e-03f},
-    {-8.253043634e-04f, -1.517870696e-03f, -2.483919729e-03f, -3.519350197e-03f,
-     -4.062350839e-03f, -3.127189819e-03f, 5.022527766e-04f, 7.681757677e-03f,
-     1.799674518e-02f, 2.896932513e-02f, 3.608907387e-02f, 3.421661258e-02f,
-     2.016399428e-02f, -4.754515365e-03f, -3.392342478e-02f, -5.745993555e-02f,
-     -6.649012119e-02f, -5.746055767e-02f, -3.392439708e-02f, -4.755389411e-03f,
-     2.016357891e-02f, 3.421676531e-02f, 3.608964011e-02f, 2.896999381e-02f,
-     1.799724065e-02f, 7.681949064e-03f, 5.021792022e-04f, -3.127399832e-03f,
-     -4.062568303e-03f, -3.519502003e-03f, -2.483991906e-03f, -1.517884550e-03f},
-    {-4.376989091e-04f, -6.723460392e-04f, -8.450471214e-04f, -7.287916378e-04f,
-     9.854116797e-06f, 1.676540007e-03f, 4.271795508e-03f, 7.165412419e-03f,
-     8.968135342e-03f, 7.893010043e-03f, 2.691327827e-03f, -6.202866323e-03f,
-     -1.609723829e-02f, -2.275186963e-02f, -2.237408981e-02f, -1.389032789e-02f,
-     -2.963493451e-08f, 1.389115024e-02f, 2.237465046e-02f, 2.275216579e-02f,
-     1.609735005e-02f, 6.202903111e-03f, -2.691279631e-03f, -7.892933674e-03f,
-     -8.968065493e-03f, -7.165390998e-03f, -4.271835089e-03f, -1.676620217e-03f,
-     -9.939381926e-06f, 7.287291228e-04f, 8.450167952e-04f, 6.723419647e-04f},
-    {-1.473771990e-04f, -1.542562677e-04f, -5.422132381e-05f, 2.388059220e-04f,
-     7.688319893e-04f, 1.441262080e-03f, 1.940706745e-03f, 1.763869077e-03f,
-     4.539561342e-04f, -2.003328875e-03f, -4.857051652e-03f, -6.678294390e-03f,
-     -6.023174152e-03f, -2.407014836e-03f, 3.065550700e-03f, 8.012848906e-03f,
-     9.940678254e-03f, 8.039606735e-03f, 3.107068362e-03f, -2.369727939e-03f,
-     -6.005474832e-03f, -6.684910040e-03f, -4.881189205e-03f, -2.031880664e-03f,
-     4.328833893e-04f, 1.755706966e-03f, 1.943861367e-03f, 1.450238749e-03f,
-     7.781441091e-04f, 2.453050693e-04f, -5.113290172e-05f, -1.536628406e-04f},
-};
-
-inline vec gelu_in_pieces(vec x) {
-  constexpr float offset = kRoundingMagic + 16.0f;
+template <int terms>
+inline vec in_pieces(const float (&table)[terms][kPieces], vec x) {
+  constexpr float offset = kRoundingMagic + kPieces / 2;
   const vec rounded = x * 4.0f + offset;
   const vec t = x - 0.25f * (rounded - offset);
   const __m512i piece = (__m512i)rounded;
   const auto coefficient = [&](int i) {
-    return (vec)_mm512_permutex2var_ps(_mm512_load_ps(kGeluPieceCoefficients[i]), piece,
-                                       _mm512_load_ps(kGeluPieceCoefficients[i] + 16));
+    return (vec)_mm512_permutex2var_ps(_mm512_load_ps(table[i]), piece, _mm512_load_ps(table[i] + 16));
   };
-  vec p = coefficient(6);
-  for (int i = 5; i >= 0; --i) p = p * t + coefficient(i);
+  vec p = coefficient(terms - 1);
+  for (int i = terms - 2; i >= 0; --i) p = p * t + coefficient(i);
   return p;
 }
 
-// The lanes of x inside the pieces' range (NaN is not).
-inline __mmask16 in_pieces(vec x) {
-  return _mm512_cmp_ps_mask((__m512)abs(x), _mm512_set1_ps(kGelu4Pieces), _CMP_LT_OQ);
-}
-
-inline vec gelu_fast(vec x) { return in_pieces(x) == 0xffff ? gelu_in_pieces(x) : gelu(x); }
-
-// Groups of 4 vectors take the pieces or gelu() together: with a branch per vector, gelu()'s
-// chains ran one vector at a time, 2x slower when most vectors left the range (x ~ normal(0, 3)).
-void gelu(int64_t n, const float* x, float* y) {
-  const auto group = [&](int64_t i, vec(&v)[4]) {
-    __mmask16 inside = 0xffff;
-    for (int u = 0; u < 4; ++u) {
-      v[u] = load_prefetching(x + i + u * kWidth);
-      inside &= in_pieces(v[u]);
-    }
-    if (inside == 0xffff) {
-      for (int u = 0; u < 4; ++u) v[u] = gelu_in_pieces(v[u]);
-    } else {
-      for (int u = 0; u < 4; ++u) v[u] = gelu(v[u]);
-    }
-  };
-  apply<4>(n, y, group, [&](int64_t i) { return gelu_fast(load_prefetching(x + i)); },
-           [&](int64_t i, int64_t count) { return gelu_fast(load_padded(x, i, count)); });
+// v[u] = f(v[u]) for a group of vectors: through the table when every lane of the group is
+// inside the range (NaN is not), else through general(v). One branch per group: with a branch per
+// vector, the general path's chains ran one vector at a time, 2x slower when most vectors left the
+// range (x ~ normal(0, 3)).
+template <int terms, int count, class General>
+inline void in_pieces_or(const float (&table)[terms][kPieces], vec (&v)[count], General general) {
+  __mmask16 inside = 0xffff;
+  for (int u = 0; u < count; ++u)
+    inside &= _mm512_cmp_ps_mask((__m512)abs(v[u]), _mm512_set1_ps(kPiecesEdge), _CMP_LT_OQ);
+  if (inside == 0xffff) {
+    for (int u = 0; u < count; ++u) v[u] = in_pieces(table, v[u]);
+  } else {
+    for (int u = 0; u < count; ++u) v[u] = general(v[u]);
+  }
 }
 #else
-void gelu(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu(v); }); }
+template <int terms, int count, class General>
+inline void in_pieces_or(const float (&)[terms][kPieces], vec (&v)[count], General general) {
+  for (int u = 0; u < count; ++u) v[u] = general(v[u]);
+}
 #endif
 
+template <int terms, class General>
+inline vec in_pieces_or(const float (&table)[terms][kPieces], vec x, General general) {
+  vec v[1] = {x};
+  in_pieces_or(table, v, general);
+  return v[0];
+}
+
+// y[0:n] = f(x[0:n]), f given by `table` inside the pieces' range and by `general` anywhere.
+template <int terms, class General>
+void map_pieces(int64_t n, const float* x, float* y, const float (&table)[terms][kPieces], General general) {
+  const auto f = [&](vec v) { return in_pieces_or(table, v, general); };
+  const auto group = [&](int64_t i, vec(&v)[4]) {
+    for (int u = 0; u < 4; ++u) v[u] = load_prefetching(x + i + u * kWidth);
+    in_pieces_or(table, v, general);
+  };
+  apply<4>(n, y, group, [&](int64_t i) { return f(load_prefetching(x + i)); },
+           [&](int64_t i, int64_t count) { return f(load_padded(x, i, count)); });
+}
+
+// grad_x[0:n] = grad_y[0:n] * f'(x[0:n]), f' given as map_pieces' f.
+template <int terms, class General>
+void map2_pieces(int64_t n, const float* grad_y, const float* x, float* grad_x, const float (&table)[terms][kPieces],
+                 General general) {
+  const auto slope = [&](vec v) { return in_pieces_or(table, v, general); };
+  const auto group = [&](int64_t i, vec(&v)[4]) {
+    for (int u = 0; u < 4; ++u) v[u] = load_prefetching(x + i + u * kWidth);
+    in_pieces_or(table, v, general);
+    for (int u = 0; u < 4; ++u) v[u] = load_prefetching(grad_y + i + u * kWidth) * v[u];
+  };
+  apply<4>(n, grad_x, group, [&](int64_t i) { return load_prefetching(grad_y + i) * slope(load_prefetching(x + i)); },
+           [&](int64_t i, int64_t count) { return load_padded(grad_y, i, count) * slope(load_padded(x, i, count)); });
+}
+
+void gelu(int64_t n, const float* x, float* y) {
+  map_pieces(n, x, y, kGeluPieces, [](vec v) { return gelu(v); });
+}
+
 void gelu_backward(int64_t n, const float* grad_y, const float* x, float* grad_x) {
-  map2(n, grad_y, x, grad_x, [](vec g, vec v) { return g * gelu_slope(v); });
+  map2_pieces(n, grad_y, x, grad_x, kGeluSlopePieces, [](vec v) { return gelu_slope(v); });
+}
+
+void tanh(int64_t n, const float* x, float* y) {
+  map_pieces(n, x, y, kTanhPieces, [](vec v) { return tanh(v); });
 }
 
 void gelu_tanh(int64_t n, const float* x, float* y) { map(n, x, y, [](vec v) { return gelu_tanh(v); }); }
