@@ -20,10 +20,11 @@ def test_matmul_2d(M, N, K, device):
     check_op("matmul", [randn(M, K), randn(K, N)], reduction=K, device=device)
 
 
-# The CUDA kernel's 64 x 64 tiles of C and 16-deep steps through K, whole and partial, and
-# empty products: K = 0 gives zeros, M or N = 0 an empty C.
-@pytest.mark.parametrize("M,N,K", [(63, 65, 15), (64, 64, 16), (65, 128, 33), (128, 1, 1), (1, 130, 64),
-                                   (3, 4, 0), (0, 4, 3), (3, 0, 4)])
+# The CUDA kernel's 128 x 128 tiles of C and 8-deep steps through K, whole and partial, with odd
+# strides and with K or N a multiple of 4 (float4 loads of A or B), and empty products: K = 0
+# gives zeros, M or N = 0 an empty C.
+@pytest.mark.parametrize("M,N,K", [(127, 129, 7), (128, 128, 8), (129, 256, 36), (130, 132, 17), (128, 1, 1),
+                                   (1, 130, 64), (3, 4, 0), (0, 4, 3), (3, 0, 4)])
 def test_matmul_tile_edges_and_empty(M, N, K, device):
     check_op("matmul", [randn(M, K), randn(K, N)], reduction=K, device=device)
 
@@ -195,7 +196,8 @@ needs_cuda_build = pytest.mark.skipif(not fastnn.build_info()["cuda"], reason="b
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("batch,M,N,K,share", [(1, 1, 1, 1, False), (3, 65, 70, 17, False), (2, 64, 129, 48, True),
-                                               (2, 5, 7, 0, False), (1, 0, 3, 2, False), (2, 3, 0, 2, False)])
+                                               (2, 132, 136, 40, False), (2, 5, 7, 0, False), (1, 0, 3, 2, False),
+                                               (2, 3, 0, 2, False)])
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 0.0), (2.0, 1.0), (0.5, -3.0)])
 def test_cuda_gemm_strides_alpha_beta(require_gpu, transpose_a, transpose_b, batch, M, N, K, share, alpha, beta):
     # Transposed operands are other strides; a batch stride of 0 shares A; C has a row stride past
