@@ -159,6 +159,30 @@ def test_kernel_as_large_as_the_padded_input(device):
     check_conv2d(2, 2, 3, 4, 3, (5, 4), padding=(1, 0), device=device)
 
 
+# On the GPU the batch goes through in chunks whose column matrices fill at most 2^26 floats, and
+# the weight gradient sums per-image partial sums, in slots of at most 2^23 floats, in a fixed
+# order: 60 images of 8 * 9 x 128 * 128 columns are chunks of 56 and 4; a 2^20-float weight
+# gradient has 8 slots for 20 images (8, 8 and 4 a gemm), one of 2^20 + 2^17 floats 7 (7 and 3).
+@pytest.mark.parametrize("n,c_in,h,w,c_out,kernel,kwargs", [(60, 8, 128, 128, 2, (3, 3), dict(padding=1)),
+                                                            (20, 1024, 4, 4, 1024, (1, 1), {}),
+                                                            (10, 512, 4, 4, 512, (3, 3), dict(padding=1, groups=2))])
+def test_cuda_batch_in_chunks(n, c_in, h, w, c_out, kernel, kwargs, require_gpu):
+    groups = kwargs.get("groups", 1)
+    x, weight, b = randn(n, c_in, h, w), randn(c_out, c_in // groups, *kernel), randn(c_out)
+    expected = reference.conv2d(x, weight, b, **kwargs)
+    g = randn(*expected.shape)
+    assert_close("output", on_device(fastnn.ops.conv2d, "cuda")(x, weight, b, **kwargs), expected,
+                 tolerance(c_in // groups * kernel[0] * kernel[1]))
+    backward = on_device(fastnn.ops.conv2d_backward, "cuda")
+    grads = backward(g, x, weight, b, **kwargs)
+    sums = [c_out // groups * kernel[0] * kernel[1], n * h * w, n * h * w]
+    for name, got, want, sum_length in zip(["grad_input", "grad_weight", "grad_bias"], grads,
+                                           reference.conv2d_backward(g, x, weight, b, **kwargs), sums):
+        assert_close(name, got, want, tolerance(sum_length))
+    for got, again in zip(grads, backward(g, x, weight, b, **kwargs)):
+        np.testing.assert_array_equal(got, again)  # deterministic
+
+
 @pytest.mark.parametrize("x_shape,w_shape,padding", [((2, 3, 0, 4), (4, 3, 1, 1), 1),  # all padding
                                                      ((2, 3, 5, 5), (0, 3, 3, 3), 0),  # no filters
                                                      ((2, 0, 5, 5), (3, 0, 3, 3), 0)])  # output = bias

@@ -13,8 +13,9 @@
 #pragma GCC visibility push(default)
 namespace fastnn::cuda {
 
-// The floats of device memory that conv2d and conv2d_backward take as `workspace` (one image's
-// column matrix; 0 for a 1x1, stride-1, unpadded convolution, which reads the input in place).
+// The floats of device memory that conv2d and conv2d_backward take as `workspace`: the column
+// matrices of a chunk of images (about 256 MB at most, or one image's; none for a 1x1, stride-1,
+// unpadded convolution, which reads the input in place) and the weight gradient's partial sums.
 // Throws std::length_error when that count overflows int64.
 int64_t conv2d_workspace_floats(const cpu::Conv2dShape& s);
 
