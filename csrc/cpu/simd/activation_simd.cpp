@@ -294,8 +294,8 @@ inline vec gelu_slope(vec x) {
 // two-register permute: one permute and one FMA per term where the general paths above take
 // ~25-35 operations. The tables (activation_pieces.h, from dev/fit_pieces.py) are fitted to the
 // relative error of GELU (1.2e-9) and tanh (6.4e-9), and to the absolute error of the slope
-// (2.7e-9, degree 5); in float, GELU is within 1.80 ULP over every x with 2^-10 <= |x| < 3.875
-// (its erfc path reaches 6.22), tanh within 1.31 ULP and the slope within 1.13e-7 over 8M points.
+// (2.7e-9, degree 5); in float, over every x with 2^-10 <= |x| < 3.875, GELU is within 1.80 ULP
+// (its erfc path reaches 6.22) and tanh within 1.35; the slope within 1.13e-7 over 8M points.
 // j is the low 5 bits of round(4x) + 16 + kRoundingMagic (a multiple of 32), and t = x - c is
 // exact (c is a multiple of 1/4 within 1/8 of x).
 #if defined(__AVX512F__)
