@@ -175,6 +175,23 @@ def test_threads_split_tall_wide_and_deep_products(threads, M, N, K):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("M,N,K", [(300, 200, 700), (72, 1000, 300), (513, 515, 129), (2048, 64, 256)])
+def test_threads_shares_do_not_change_the_product(threads, M, N, K):
+    # Each thread's share of C follows the speeds the threads showed in the products before, so
+    # the shares move from call to call; every C element must still come out bitwise the same.
+    before = fastnn.get_num_threads()
+    try:
+        a, b = randn(M, K), randn(K, N)
+        fastnn.set_num_threads(1)
+        expected = fastnn.ops.matmul(a, b)
+        fastnn.set_num_threads(threads)
+        for _ in range(10):
+            np.testing.assert_array_equal(fastnn.ops.matmul(a, b), expected)
+    finally:
+        fastnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
 def test_linear_split_k_adds_the_bias_once(threads):
     # linear's forward is beta = 1 on C preset to the bias; with K split, only one thread's share
     # may start from it (37x50x1200 is past the 2^21 flops below which gemm runs on one thread).

@@ -4,9 +4,12 @@
 #include "fastnn/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "cpu/dispatch.h"
 #include "cpu/parallel.h"
@@ -201,6 +204,63 @@ void gemm_split_k(int64_t threads, int64_t M, int64_t N, int64_t K, float alpha,
 // time, one thread's share of 256^3 and 512^3, 30 alternations); 32-row strips taken from a shared
 // counter measured as fixed halves, alone and beside a busy process pinned to one core (there
 // every library's product waited a time slice for its preempted thread: the OpenMP join needs it).
+// The threads' relative speeds, learned from the products before, which set each thread's share
+// of the next. On this shared VM one core can run 7-11% slower than the other for seconds at a
+// time (likely its sibling hyperthread busy with another tenant's work): with equal shares the
+// faster thread then waited at the join for the difference (2 threads, per-thread busy time a
+// call: 2048^3 71.8 vs 64.2 ms, 1024^3 7.9 vs 8.5 ms). Weighted, 2 threads, medians over 16
+// alternated process pairs: 256^3 232 -> 234 GF/s, 512^3 235 -> 264, 1024^3 236 -> 242, 2048^3
+// 238 -> 241 (an earlier 20 pairs: 238 -> 258, 241 -> 259, 240 -> 249); with a busy loop pinned to
+// one core, within noise (1024^3 104 -> 108).
+// Each reading moves a weight a quarter of the way, so one preempted call moves the shares little.
+// Only products of at least kLearnedSplitFlops multiply-adds (~80 us a thread here) learn and
+// use the weights: shorter shares time mostly the timer and the fork. Weighting every product,
+// 128^3 ran 14% slower (194 -> 167 GF/s), likely split by weights that an outlier call had set.
+// Which thread computes a C element does not change how, so the result is bitwise the same.
+class ThreadSpeeds {
+ public:
+  ThreadSpeeds() {
+    for (auto& w : weights_) w.store(1.0f, std::memory_order_relaxed);
+  }
+
+  // Thread t's share of `units` is bounds[t]..bounds[t + 1]; equal shares unless `weighted`.
+  std::vector<int64_t> split(int64_t units, int64_t threads, bool weighted) const {
+    std::vector<double> weights(threads);
+    double total = 0.0;
+    for (int64_t t = 0; t < threads; ++t) total += weights[t] = weighted ? weight(t) : 1.0;
+    std::vector<int64_t> bounds(threads + 1, units);
+    double before = 0.0;
+    for (int64_t t = 0; t < threads; ++t) {
+      bounds[t] = std::min(units, int64_t(double(units) * before / total + 0.5));
+      before += weights[t];
+    }
+    return bounds;
+  }
+
+  void learn(const std::vector<int64_t>& bounds, const std::vector<double>& seconds) {
+    const int64_t threads = int64_t(seconds.size());
+    std::vector<double> speed(threads);
+    double mean = 0.0;
+    for (int64_t t = 0; t < threads; ++t) {
+      if (bounds[t + 1] == bounds[t]) return;
+      mean += speed[t] = double(bounds[t + 1] - bounds[t]) / seconds[t];
+    }
+    mean /= double(threads);
+    for (int64_t t = 0; t < std::min(threads, kTracked); ++t) {
+      const float observed = float(std::clamp(speed[t] / mean, 0.5, 2.0));
+      weights_[t].store(0.75f * weight(t) + 0.25f * observed, std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  static constexpr int64_t kTracked = 64;  // threads past these get weight 1
+  float weight(int64_t t) const { return t < kTracked ? weights_[t].load(std::memory_order_relaxed) : 1.0f; }
+  std::atomic<float> weights_[kTracked];
+};
+
+ThreadSpeeds gemm_thread_speeds;
+constexpr int64_t kLearnedSplitFlops = int64_t(1) << 24;
+
 void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
                  int64_t a_col_stride, const float* a_prepacked, const float* b, int64_t b_row_stride,
                  int64_t b_col_stride, float beta, float* c, int64_t ldc) {
@@ -227,9 +287,13 @@ void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   // 144/112 as 3 and 2.3 tiles of 48.
   const int64_t unit = split_columns ? width : mr;
   const int64_t units = ((split_columns ? N : M) + unit - 1) / unit;
+  const bool weighted = M * N * K >= kLearnedSplitFlops;
+  const std::vector<int64_t> bounds = gemm_thread_speeds.split(units, threads, weighted);
+  std::vector<double> seconds(threads, 0.0);
   parallel_for(threads, 1, [&](int64_t first, int64_t last) {
     for (int64_t t = first; t < last; ++t) {
-      const int64_t unit_begin = units * t / threads, unit_end = units * (t + 1) / threads;
+      const auto start = std::chrono::steady_clock::now();
+      const int64_t unit_begin = bounds[t], unit_end = bounds[t + 1];
       if (unit_begin == unit_end) continue;
       if (split_columns) {
         const int64_t j0 = unit_begin * width, j1 = std::min(N, unit_end * width);
@@ -241,8 +305,10 @@ void gemm_blocks(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
         gemm_serial(i1 - i0, N, K, alpha, a + i0 * a_row_stride, a_row_stride, a_col_stride,
                     a_prepacked ? &rows : nullptr, b, b_row_stride, b_col_stride, beta, c + i0 * ldc, ldc);
       }
+      seconds[t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   });
+  if (weighted) gemm_thread_speeds.learn(bounds, seconds);
 }
 
 }  // namespace
